@@ -1,0 +1,73 @@
+"""Detections -> anomaly documents (pure). The document shape is the one in
+mappings/anomalies.template.json; both the cluster and the JSON-lines sink write it."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sidecar.encoding.vocabulary import key_label
+from sidecar.types import Detection
+
+__all__ = ["anomaly_id", "anomaly_document"]
+
+
+def anomaly_id(model: str, log_uuid: str) -> str:
+    """Deterministic: redoing a range overwrites nothing and duplicates nothing.
+
+    The log_uuid is hashed because ids are capped at 512 bytes and log_uuids come from the
+    wild; the log_uuid itself is stored in the document for look-ups.
+    """
+    return f"{model}-{hashlib.sha256(log_uuid.encode('utf-8', 'surrogatepass')).hexdigest()[:40]}"
+
+
+def _excerpt(message: str | None, limit: int) -> str | None:
+    if message is None:
+        return None
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+def anomaly_document(
+    detection: Detection, detected_at_ms: int, message_excerpt_chars: int = 512
+) -> dict[str, object]:
+    event = detection.event
+    return {
+        "@timestamp": event.timestamp_ms,
+        "detected_at": detected_at_ms,
+        "host": event.host,
+        "log_uuid": event.log_uuid,
+        "reason": detection.reason,
+        "score": detection.score,
+        "event": {
+            "id": event.event_id,
+            "severity": event.severity,
+            "key": key_label(event.event_id, event.severity),
+            "message": _excerpt(event.message, message_excerpt_chars),
+            "index": event.index,
+        },
+        "model": {
+            "name": detection.model,
+            "version": detection.model_version,
+            "window_size": detection.window_size,
+            "top_g": detection.top_g,
+        },
+        "observed": {
+            "key": detection.observed_key,
+            "rank": detection.observed_rank,
+            "probability": round(detection.observed_probability, 6),
+        },
+        "expected": [
+            {
+                "key": e.key,
+                "event_id": e.event_id,
+                "severity": e.severity,
+                "probability": round(e.probability, 6),
+            }
+            for e in detection.expected
+        ],
+        "window": {
+            "keys": [key_label(w.event_id, w.severity) for w in detection.window],
+            "log_uuids": [w.log_uuid for w in detection.window],
+            "padded": detection.padded,
+            "start": detection.window[0].timestamp_ms if detection.window else None,
+        },
+    }

@@ -1,0 +1,356 @@
+"""Command line: the only place that wires concrete adapters, detectors and the scheduler."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+import torch
+from pydantic import ValidationError
+
+from sidecar import __version__
+from sidecar.errors import ConfigError, ModelError, SidecarError
+from sidecar.logging import configure_logging
+from sidecar.settings import Settings, describe_validation_error
+from sidecar.types import CycleReport, InputStats
+
+__all__ = ["main", "load_settings"]
+
+log = structlog.get_logger("sidecar.cli")
+
+EXIT_CONFIG = 2
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def _device(settings: Settings) -> torch.device:
+    if settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _detectors(settings: Settings):  # -> list[NextKeyDetector]
+    from sidecar.models.artifacts import load_artifact
+    from sidecar.models.detector import NextKeyDetector
+
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    device = _device(settings)
+    detectors = []
+    for name in settings.models:
+        artifact = load_artifact(settings.model_dir, name)
+        detectors.append(NextKeyDetector.from_artifact(artifact, settings.top_g, device))
+        log.info(
+            "model_loaded",
+            model=name,
+            version=artifact.version,
+            keys=artifact.vocabulary.known,
+            window_size=artifact.config.window_size,
+            top_g=settings.top_g,
+            device=str(device),
+        )
+    return detectors
+
+
+def _cycle_options(settings: Settings):
+    from sidecar.pipeline import CycleOptions
+
+    return CycleOptions(
+        read_lag_ms=int(settings.read_lag_seconds * 1000),
+        initial_lookback_ms=int(settings.initial_lookback_seconds * 1000),
+        batch_events=settings.batch_events,
+        message_excerpt_chars=settings.message_excerpt_chars,
+    )
+
+
+# -- run ---------------------------------------------------------------------------------------
+
+
+def cluster_cycle(settings: Settings, client, detectors, stop: threading.Event) -> CycleReport:
+    from sidecar.cluster.checkpoints import ClusterCheckpoints
+    from sidecar.cluster.reader import ClusterSource
+    from sidecar.cluster.writer import ClusterSink
+    from sidecar.pipeline import run_cycle
+
+    return run_cycle(
+        ClusterSource(client, settings.watched_indices, settings.fields, settings.page_size),
+        detectors,
+        ClusterSink(client, settings.anomaly_index),
+        ClusterCheckpoints(client, settings.state_index),
+        now_ms=int(time.time() * 1000),
+        options=_cycle_options(settings),
+        stop=stop,
+    )
+
+
+def _guarded_cycle(settings: Settings, client, detectors, stop: threading.Event) -> None:
+    """A failed cycle is logged and retried next interval; it never ends the process."""
+    try:
+        cluster_cycle(settings, client, detectors, stop)
+    except SidecarError as exc:
+        log.error("cycle_failed", kind=type(exc).__name__, error=str(exc))
+    except Exception:  # noqa: BLE001 - the loop must survive anything a cycle throws
+        log.exception("cycle_crashed")
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from sidecar.cluster.bootstrap import install_templates
+    from sidecar.cluster.client import make_client
+    from sidecar.scheduler import run_every
+
+    detectors = _detectors(settings)
+    client = make_client(settings)
+    install_templates(client, settings.anomaly_index, settings.state_index)
+    if args.once:
+        report = cluster_cycle(settings, client, detectors, threading.Event())
+        print(_dumps(report.summary()))
+        return 0
+    log.info("scheduler_starting", interval_s=settings.interval_seconds)
+    run_every(
+        settings.interval_seconds,
+        lambda stop: _guarded_cycle(settings, client, detectors, stop),
+        max_cycles=args.max_cycles,
+    )
+    return 0
+
+
+def cmd_setup(_args: argparse.Namespace, settings: Settings) -> int:
+    from sidecar.cluster.bootstrap import install_templates
+    from sidecar.cluster.client import make_client
+
+    install_templates(make_client(settings), settings.anomaly_index, settings.state_index)
+    print(f"installed templates and indices: {settings.anomaly_index}, {settings.state_index}")
+    return 0
+
+
+# -- train -------------------------------------------------------------------------------------
+
+
+def _parse_instant(text: str) -> int:
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from sidecar.models.deeplog import DeepLogConfig
+    from sidecar.training import group_by_host, train_deeplog
+
+    stats = InputStats()
+    if args.from_file:
+        from sidecar.files.source import read_jsonl_events
+
+        events = [
+            e for f in args.from_file for e in read_jsonl_events(Path(f), settings.fields, stats)
+        ]
+        streams = group_by_host(events)
+        data: dict[str, object] = {"source": "files", "files": [str(f) for f in args.from_file]}
+    else:
+        streams, data = _cluster_training_streams(args, settings, stats)
+    if stats.rejected or stats.repaired:
+        log.warning(
+            "bad_input",
+            rejected=dict(stats.rejected),
+            repaired=dict(stats.repaired),
+            samples=stats.samples,
+        )
+    if not streams:
+        print("no events found to train on", file=sys.stderr)
+        return 1
+    config = DeepLogConfig(
+        window_size=settings.window_size,
+        top_g=settings.top_g,
+        epochs=settings.train_epochs,
+        seed=settings.train_seed,
+    )
+    artifact = train_deeplog(
+        streams,
+        config,
+        settings.model_dir,
+        data,
+        on_epoch=lambda epoch, loss: log.debug("epoch", epoch=epoch, loss=round(loss, 5)),
+    )
+    print(
+        _dumps(
+            {
+                "model": artifact.name,
+                "version": artifact.version,
+                "path": str(settings.model_dir / artifact.name / artifact.version),
+                "keys": artifact.vocabulary.known,
+                "training": artifact.manifest["training"],
+            }
+        )
+    )
+    return 0
+
+
+def _cluster_training_streams(args, settings: Settings, stats: InputStats):
+    from sidecar.cluster.client import make_client
+    from sidecar.cluster.reader import ClusterSource
+
+    now_ms = int(time.time() * 1000)
+    end_ms = (
+        _parse_instant(args.end) if args.end else now_ms - int(settings.read_lag_seconds * 1000)
+    )
+    days = args.days if args.days is not None else settings.train_days
+    start_ms = _parse_instant(args.start) if args.start else end_ms - int(days * 86_400_000)
+    source = ClusterSource(
+        make_client(settings), settings.watched_indices, settings.fields, settings.page_size
+    )
+    streams = {}
+    for host in source.hosts_with_new({}, start_ms, end_ms):
+        stream = [
+            e for page in source.read(host, None, start_ms, end_ms, stats) for e in page.events
+        ]
+        if stream:
+            streams[host] = stream
+    data = {
+        "source": "cluster",
+        "indices": settings.watched_indices,
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+    }
+    return streams, data
+
+
+# -- score (embedded mode) ---------------------------------------------------------------------
+
+
+def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
+    from sidecar.files.sink import JsonlSink, MemoryCheckpoints
+    from sidecar.files.source import FileSource
+    from sidecar.pipeline import CycleOptions, run_cycle
+
+    detectors = _detectors(settings)
+    stats = InputStats()
+    source = FileSource.from_file(Path(args.from_file), settings.fields, stats, settings.page_size)
+    sink = JsonlSink.open(Path(args.to_file))
+    try:
+        report = run_cycle(
+            source,
+            detectors,
+            sink,
+            MemoryCheckpoints(),
+            now_ms=int(time.time() * 1000),
+            # A file is complete: no read lag, no look-back limit.
+            options=CycleOptions(
+                read_lag_ms=None,
+                initial_lookback_ms=None,
+                batch_events=settings.batch_events,
+                message_excerpt_chars=settings.message_excerpt_chars,
+            ),
+        )
+    finally:
+        sink.close()
+    report.input.merge(stats)
+    print(_dumps(report.summary()))
+    return 0
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from sidecar.demo.runner import run_demo
+
+    return run_demo(hosts=args.hosts, cycles=args.cycles, keep_node=args.keep_node)
+
+
+# -- entry point -------------------------------------------------------------------------------
+
+
+def _dumps(data: object) -> str:
+    import orjson
+
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="log-anomaly-sidecar",
+        description="Log anomaly detection (DeepLog) for Elasticsearch / OpenSearch. "
+        "Configured by SIDECAR_* environment variables.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="score new log documents on a schedule")
+    run.add_argument("--once", action="store_true", help="run one cycle and exit")
+    run.add_argument("--max-cycles", type=int, default=None, help=argparse.SUPPRESS)
+    run.add_argument("--model-dir", type=Path)
+
+    sub.add_parser("setup", help="install index templates and create the sidecar's indices")
+
+    train = sub.add_parser("train", help="fit the vocabulary and DeepLog, save an artifact")
+    train.add_argument(
+        "--from-file",
+        action="append",
+        metavar="JSONL",
+        help="train on JSON-lines files instead of the cluster (repeatable)",
+    )
+    train.add_argument("--days", type=float, help="train on the last N days (SIDECAR_TRAIN_DAYS)")
+    train.add_argument("--start", help="ISO-8601 start of the training range")
+    train.add_argument("--end", help="ISO-8601 end of the training range (default: now - lag)")
+    train.add_argument("--model-dir", type=Path)
+    train.add_argument("--epochs", type=int)
+
+    score = sub.add_parser("score", help="embedded mode: score a JSON-lines file, no cluster")
+    score.add_argument("--from-file", required=True, metavar="JSONL")
+    score.add_argument("--to-file", required=True, metavar="JSONL")
+    score.add_argument("--model-dir", type=Path)
+
+    demo = sub.add_parser("demo", help="provision a local OpenSearch and run an end-to-end demo")
+    demo.add_argument("--hosts", type=int, default=12)
+    demo.add_argument("--cycles", type=int, default=3)
+    demo.add_argument("--keep-node", action="store_true", help="leave OpenSearch running")
+    return parser
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "setup": cmd_setup,
+    "train": cmd_train,
+    "score": cmd_score,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides: dict[str, object] = {}
+    if getattr(args, "model_dir", None) is not None:
+        overrides["model_dir"] = args.model_dir
+    if getattr(args, "epochs", None) is not None:
+        overrides["train_epochs"] = args.epochs
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level, settings.log_format)
+    if args.command != "demo":  # the demo prints its own story
+        log.info(
+            "starting", command=args.command, version=__version__, settings=settings.redacted()
+        )
+    try:
+        return COMMANDS[args.command](args, settings)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ModelError as exc:
+        print(f"model error: {exc}", file=sys.stderr)
+        return 1
+    except SidecarError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

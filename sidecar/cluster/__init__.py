@@ -1,0 +1,1 @@
+"""The pipeline's ports over OpenSearch (opensearch-py). Never imports torch."""

@@ -1,0 +1,33 @@
+"""Index templates and indices the sidecar owns, installed from the JSON in mappings/."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import orjson
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import RequestError
+
+__all__ = ["MAPPINGS_DIR", "load_template", "install_templates"]
+
+MAPPINGS_DIR = Path(__file__).resolve().parents[2] / "mappings"
+
+
+def load_template(name: str, index: str, mappings_dir: Path = MAPPINGS_DIR) -> dict:
+    raw = orjson.loads((mappings_dir / f"{name}.template.json").read_bytes())
+    template = copy.deepcopy(raw)
+    template.pop("_comment", None)
+    template["index_patterns"] = [index]
+    return template
+
+
+def install_templates(client: OpenSearch, anomaly_index: str, state_index: str) -> None:
+    """Idempotent: templates are overwritten with the current version, indices created once."""
+    for name, index in (("anomalies", anomaly_index), ("state", state_index)):
+        client.indices.put_index_template(name=f"{index}-template", body=load_template(name, index))
+        try:
+            client.indices.create(index=index)
+        except RequestError as exc:
+            if "resource_already_exists_exception" not in str(exc.error):
+                raise

@@ -1,0 +1,306 @@
+"""A throw-away single-node OpenSearch for the test suite and the demo.
+
+Maven fetches `org.opensearch.distribution.integ-test-zip:opensearch:<version>:zip` into a cache
+outside the repository (reused when present); the zip is unpacked once per version; each node
+gets fresh data, config and log directories, binds 127.0.0.1 on free ports with a small heap,
+and runs as an unprivileged user when started by root (OpenSearch refuses to run as root).
+
+    python -m sidecar.devnode start      # prints the URL; state in $CACHE/devnode.json
+    python -m sidecar.devnode stop
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+__all__ = ["OPENSEARCH_VERSION", "OpenSearchNode", "cache_dir", "fetch_distribution"]
+
+OPENSEARCH_VERSION = os.environ.get("SIDECAR_DEV_OPENSEARCH_VERSION", "2.19.3")
+_ARTIFACT = "org.opensearch.distribution.integ-test-zip:opensearch:{version}:zip"
+_SERVICE_USER = "opensearch-sidecar"
+
+
+def cache_dir() -> Path:
+    """Where the distribution is kept between runs, outside the repository.
+
+    As root the default is under /var/cache, because the unprivileged account that runs the
+    node cannot traverse root's home directory.
+    """
+    root = os.environ.get("SIDECAR_CACHE_DIR")
+    if not root:
+        root = (
+            "/var/cache/log-anomaly-sidecar"
+            if os.geteuid() == 0
+            else os.path.join(
+                os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                "log-anomaly-sidecar",
+            )
+        )
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o755)
+    return path
+
+
+def fetch_distribution(version: str = OPENSEARCH_VERSION) -> Path:
+    """The distribution zip, downloaded by Maven into the cache's own local repository."""
+    repo = cache_dir() / "m2"
+    zip_path = (
+        repo
+        / "org/opensearch/distribution/integ-test-zip/opensearch"
+        / version
+        / f"opensearch-{version}.zip"
+    )
+    if zip_path.is_file():
+        return zip_path
+    if shutil.which("mvn") is None:
+        raise RuntimeError(
+            "Maven (mvn) is needed to fetch OpenSearch; install it (apt-get install maven)"
+        )
+    subprocess.run(
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "dependency:get",
+            f"-Dartifact={_ARTIFACT.format(version=version)}",
+            "-Dtransitive=false",
+            f"-Dmaven.repo.local={repo}",
+        ],
+        check=True,
+    )
+    if not zip_path.is_file():
+        raise RuntimeError(f"Maven finished but {zip_path} is missing")
+    return zip_path
+
+
+def _install(version: str) -> Path:
+    home = cache_dir() / f"opensearch-{version}"
+    if (home / "bin" / "opensearch").is_file():
+        return home
+    archive = fetch_distribution(version)
+    staging = Path(tempfile.mkdtemp(prefix=f".opensearch-{version}-", dir=cache_dir()))
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(staging)
+    unpacked = staging / f"opensearch-{version}"
+    for script in (unpacked / "bin").iterdir():
+        script.chmod(0o755)
+    for dirpath, dirnames, filenames in os.walk(unpacked):
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), 0o755)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            os.chmod(path, os.stat(path).st_mode | 0o444)
+    os.replace(unpacked, home)
+    shutil.rmtree(staging, ignore_errors=True)
+    return home
+
+
+def _service_user() -> pwd.struct_passwd | None:
+    """The account the node runs as: an unprivileged one when we are root, else ourselves."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(_SERVICE_USER)
+    except KeyError:
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                _SERVICE_USER,
+            ],
+            check=True,
+        )
+        return pwd.getpwnam(_SERVICE_USER)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _java_home() -> str:
+    if os.environ.get("OPENSEARCH_JAVA_HOME"):
+        return os.environ["OPENSEARCH_JAVA_HOME"]
+    if os.environ.get("JAVA_HOME"):
+        return os.environ["JAVA_HOME"]
+    java = shutil.which("java")
+    if java is None:
+        raise RuntimeError("Java 17+ is needed to run OpenSearch; none found on PATH")
+    return str(Path(os.path.realpath(java)).parents[1])
+
+
+class OpenSearchNode:
+    def __init__(self, version: str = OPENSEARCH_VERSION, heap: str = "512m") -> None:
+        self.version = version
+        self.heap = heap
+        self.port = 0
+        self.run_dir: Path | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 180.0) -> OpenSearchNode:
+        try:
+            self._start(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, timeout_s: float) -> None:
+        home = _install(self.version)
+        user = _service_user()
+        self.run_dir = Path(tempfile.mkdtemp(prefix="sidecar-opensearch-"))
+        for sub in ("data", "logs", "tmp"):
+            (self.run_dir / sub).mkdir()
+        shutil.copytree(home / "config", self.run_dir / "config")
+        # jvm.options points GC logs and heap dumps at paths relative to the install, which
+        # the service account cannot write; keep them in this node's own directories.
+        jvm_options = self.run_dir / "config" / "jvm.options"
+        jvm_options.write_text(
+            jvm_options.read_text()
+            .replace("file=logs/gc.log", f"file={self.run_dir}/logs/gc.log")
+            .replace("HeapDumpPath=data", f"HeapDumpPath={self.run_dir}/data")
+            .replace("ErrorFile=logs/", f"ErrorFile={self.run_dir}/logs/")
+        )
+        if user is not None:
+            for dirpath, _dirs, files in os.walk(self.run_dir):
+                os.chown(dirpath, user.pw_uid, user.pw_gid)
+                for name in files:
+                    os.chown(os.path.join(dirpath, name), user.pw_uid, user.pw_gid)
+        self.port = _free_port()
+        transport = _free_port()
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "JAVA_HOME": _java_home(),
+            "OPENSEARCH_PATH_CONF": str(self.run_dir / "config"),
+            "OPENSEARCH_TMPDIR": str(self.run_dir / "tmp"),
+            "OPENSEARCH_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
+        }
+        command = [
+            str(home / "bin" / "opensearch"),
+            "-Ediscovery.type=single-node",
+            "-Enetwork.host=127.0.0.1",
+            f"-Ehttp.port={self.port}",
+            f"-Etransport.port={transport}",
+            f"-Epath.data={self.run_dir / 'data'}",
+            f"-Epath.logs={self.run_dir / 'logs'}",
+            "-Ecluster.name=sidecar-dev",
+            # A nearly full disk must not turn the node read-only in the middle of a test.
+            "-Ecluster.routing.allocation.disk.threshold_enabled=false",
+        ]
+        log_file = (self.run_dir / "stdout.log").open("wb")
+        self._process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=self.run_dir,
+            start_new_session=True,
+            user=user.pw_uid if user else None,
+            group=user.pw_gid if user else None,
+            extra_groups=[] if user else None,
+        )
+        self._wait_healthy(timeout_s)
+
+    def _wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        health = f"{self.url}/_cluster/health?wait_for_status=yellow&timeout=2s"
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise RuntimeError(f"OpenSearch exited early:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(health, timeout=5) as response:
+                    if json.load(response).get("status") in ("yellow", "green"):
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+                pass
+            time.sleep(1)
+        raise RuntimeError(f"OpenSearch not healthy after {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self.run_dir is None or not (self.run_dir / "stdout.log").exists():
+            return ""
+        return "\n".join(
+            (self.run_dir / "stdout.log").read_text(errors="replace").splitlines()[-lines:]
+        )
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            self.run_dir = None
+
+    def __enter__(self) -> OpenSearchNode:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def _state_file() -> Path:
+    return cache_dir() / "devnode.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sidecar.devnode")
+    parser.add_argument("action", choices=["start", "stop", "fetch"])
+    args = parser.parse_args(argv)
+    if args.action == "fetch":
+        print(_install(OPENSEARCH_VERSION))
+        return 0
+    if args.action == "start":
+        node = OpenSearchNode().start()
+        assert node._process is not None and node.run_dir is not None
+        _state_file().write_text(
+            json.dumps({"pid": node._process.pid, "url": node.url, "run_dir": str(node.run_dir)})
+        )
+        print(node.url)
+        return 0
+    if not _state_file().exists():
+        print("no dev node recorded")
+        return 0
+    state = json.loads(_state_file().read_text())
+    try:
+        os.killpg(state["pid"], signal.SIGTERM)
+        for _ in range(60):
+            os.killpg(state["pid"], 0)
+            time.sleep(0.5)
+    except ProcessLookupError:
+        pass
+    shutil.rmtree(state["run_dir"], ignore_errors=True)
+    _state_file().unlink()
+    print(f"stopped {state['url']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Pure transformations from events to model inputs: vocabulary and windows."""

@@ -1,0 +1,1 @@
+"""The pipeline's ports over JSON-lines files: the embedded, cluster-free mode."""

@@ -1,0 +1,1 @@
+"""Detectors. Nothing here imports the cluster client."""

@@ -1,0 +1,77 @@
+"""The pipeline's view of the outside world. Cluster and JSON-lines adapters implement these."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sidecar.types import Cursor, DetectionBatch, HostSequence, HostState, InputStats, LogEvent
+
+__all__ = ["Page", "WriteResult", "EventSource", "AnomalySink", "CheckpointStore", "Detector"]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Events of one host in (timestamp, log_uuid) order, and the position read up to."""
+
+    events: list[LogEvent]
+    last: Cursor
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    created: int
+    already_present: int
+
+
+class EventSource(Protocol):
+    def hosts_with_new(
+        self, states: Mapping[str, HostState], new_host_from_ms: int | None, upper_ms: int
+    ) -> list[str]:
+        """Hosts with events after their cursor and at or before `upper_ms`.
+
+        Hosts without a cursor count only events from `new_host_from_ms` on (None: all).
+        """
+        ...
+
+    def read(
+        self,
+        host: str,
+        after: Cursor | None,
+        from_ms: int | None,
+        upper_ms: int,
+        stats: InputStats,
+    ) -> Iterator[Page]:
+        """The host's events after `after` (or from `from_ms`), up to `upper_ms`, in pages."""
+        ...
+
+    def events_before(
+        self, host: str, before_ms: int, count: int, stats: InputStats
+    ) -> list[LogEvent]:
+        """The host's last `count` events before `before_ms`, oldest first.
+
+        Seeds the context of a host seen for the first time, so its first new events are
+        judged against what it logged before instead of against padding.
+        """
+        ...
+
+
+class AnomalySink(Protocol):
+    def write(self, documents: Sequence[tuple[str, dict[str, object]]]) -> WriteResult:
+        """Store (id, document) pairs; returns only when every one is acknowledged."""
+        ...
+
+
+class CheckpointStore(Protocol):
+    def load(self) -> dict[str, HostState]: ...
+
+    def save(self, states: Sequence[HostState]) -> None: ...
+
+
+class Detector(Protocol):
+    name: str
+    version: str
+    window_size: int
+
+    def detect(self, sequences: Sequence[HostSequence]) -> DetectionBatch: ...

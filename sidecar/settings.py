@@ -1,0 +1,232 @@
+"""Configuration from SIDECAR_* environment variables.
+
+Every setting the sidecar reads lives here, so the Helm chart, the README and this class can be
+kept in step. Values are validated once at start; a bad value stops the program with one line
+naming the variable (see `describe_validation_error`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings", "FieldNames", "KNOWN_MODELS", "describe_validation_error", "ENV_PREFIX"]
+
+ENV_PREFIX = "SIDECAR_"
+KNOWN_MODELS = ("deeplog",)
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class FieldNames:
+    """Names of the source document fields, resolved from settings (seed shape by default)."""
+
+    __slots__ = ("host", "timestamp", "event_id", "severity", "log_uuid", "message")
+
+    def __init__(
+        self,
+        host: str = "HOSTNAME",
+        timestamp: str = "_zl_timestamp",
+        event_id: str = "EVENTID",
+        severity: str = "SEVERITY",
+        log_uuid: str = "log_uuid",
+        message: str = "MESSAGE",
+    ) -> None:
+        self.host = host
+        self.timestamp = timestamp
+        self.event_id = event_id
+        self.severity = severity
+        self.log_uuid = log_uuid
+        self.message = message
+
+    def source_fields(self) -> list[str]:
+        return [
+            self.host,
+            self.timestamp,
+            self.event_id,
+            self.severity,
+            self.log_uuid,
+            self.message,
+        ]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, case_sensitive=False, extra="ignore", frozen=True
+    )
+
+    # --- cluster connection -------------------------------------------------------------
+    cluster_urls: CommaList = Field(default_factory=lambda: ["http://127.0.0.1:9200"])
+    username: str | None = None
+    password: SecretStr | None = None
+    api_key: SecretStr | None = None
+    verify_certs: bool = True
+    ca_bundle: Path | None = None
+    request_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+    # --- what to read -------------------------------------------------------------------
+    watched_indices: CommaList = Field(default_factory=lambda: ["logs-*"])
+    field_host: str = Field(default="HOSTNAME", min_length=1)
+    field_timestamp: str = Field(default="_zl_timestamp", min_length=1)
+    field_event_id: str = Field(default="EVENTID", min_length=1)
+    field_severity: str = Field(default="SEVERITY", min_length=1)
+    field_log_uuid: str = Field(default="log_uuid", min_length=1)
+    field_message: str = Field(default="MESSAGE", min_length=1)
+
+    # --- schedule -----------------------------------------------------------------------
+    interval_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    read_lag_seconds: float = Field(default=30.0, ge=0, le=86_400)
+    initial_lookback_seconds: float = Field(default=3_600.0, gt=0)
+    page_size: int = Field(default=2_000, ge=10, le=10_000)
+    batch_events: int = Field(default=50_000, ge=100)
+
+    # --- where results go ---------------------------------------------------------------
+    anomaly_index: str = Field(default="log-anomalies", min_length=1)
+    state_index: str = Field(default="log-anomaly-sidecar-state", min_length=1)
+    model_dir: Path = Path("models")
+    message_excerpt_chars: int = Field(default=512, ge=16, le=32_766)
+
+    # --- detection ----------------------------------------------------------------------
+    models: CommaList = Field(default_factory=lambda: ["deeplog"])
+    window_size: int = Field(default=10, ge=1, le=1_000)
+    top_g: int = Field(default=9, ge=1)
+
+    # --- training -----------------------------------------------------------------------
+    train_days: float = Field(default=7.0, gt=0)
+    train_epochs: int = Field(default=30, ge=1, le=10_000)
+    train_seed: int = 42
+
+    # --- runtime ------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    torch_threads: int = Field(default=0, ge=0, le=256)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    _split = field_validator("cluster_urls", "watched_indices", "models", mode="before")(
+        _split_commas
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("cluster_urls")
+    @classmethod
+    def _urls_are_http(cls, urls: list[str]) -> list[str]:
+        if not urls:
+            raise ValueError("at least one URL is required")
+        for url in urls:
+            AnyHttpUrl(url)  # raises a ValueError naming the problem
+        return urls
+
+    @field_validator("watched_indices")
+    @classmethod
+    def _patterns_are_valid(cls, patterns: list[str]) -> list[str]:
+        if not patterns:
+            raise ValueError("at least one index pattern is required")
+        for pattern in patterns:
+            if any(ch in pattern for ch in ' "\\/<>|?#') or pattern.startswith(("_", "-")):
+                raise ValueError(f"{pattern!r} is not a valid index pattern")
+        return patterns
+
+    @field_validator("models")
+    @classmethod
+    def _models_are_known(cls, models: list[str]) -> list[str]:
+        models = [m.lower() for m in models]
+        unknown = sorted(set(models) - set(KNOWN_MODELS))
+        if unknown or not models:
+            raise ValueError(f"unknown model(s) {unknown}; choose from {list(KNOWN_MODELS)}")
+        return list(dict.fromkeys(models))
+
+    @field_validator("anomaly_index", "state_index")
+    @classmethod
+    def _index_name_is_valid(cls, name: str) -> str:
+        if name != name.lower() or any(ch in name for ch in ' "\\/*?<>|,#:') or name[0] in "_-+":
+            raise ValueError(f"{name!r} is not a valid index name (lowercase, no special chars)")
+        return name
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle_exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"CA bundle {str(path)!r} does not exist or is not a file")
+        return path
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.password is not None and not self.username:
+            raise ValueError("SIDECAR_PASSWORD is set but SIDECAR_USERNAME is not")
+        if self.username and self.password is None:
+            raise ValueError("SIDECAR_USERNAME is set but SIDECAR_PASSWORD is not")
+        if self.api_key is not None and self.username:
+            raise ValueError("set either SIDECAR_API_KEY or SIDECAR_USERNAME/PASSWORD, not both")
+        if self.anomaly_index == self.state_index:
+            raise ValueError("SIDECAR_ANOMALY_INDEX and SIDECAR_STATE_INDEX must differ")
+        return self
+
+    @property
+    def fields(self) -> FieldNames:
+        return FieldNames(
+            host=self.field_host,
+            timestamp=self.field_timestamp,
+            event_id=self.field_event_id,
+            severity=self.field_severity,
+            log_uuid=self.field_log_uuid,
+            message=self.field_message,
+        )
+
+    def redacted(self) -> dict[str, object]:
+        """Settings safe to log: secrets are replaced, never echoed."""
+        shown = self.model_dump(mode="json")
+        shown["cluster_urls"] = [_without_userinfo(u) for u in self.cluster_urls]
+        for secret in ("password", "api_key"):
+            if shown.get(secret) is not None:
+                shown[secret] = "***"
+        return shown
+
+
+_SECRET_FIELDS = {"password", "api_key", "cluster_urls"}
+
+
+def _without_userinfo(url: str) -> str:
+    """Credentials embedded in a URL (https://user:pass@host) are secrets too."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem, naming the environment variable and never echoing a secret."""
+    lines = []
+    for problem in error.errors():
+        loc = [str(part) for part in problem.get("loc", ()) if not isinstance(part, int)]
+        message = problem.get("msg", "invalid value").removeprefix("Value error, ")
+        if loc:
+            variable = ENV_PREFIX + loc[0].upper()
+            shown = ""
+            if loc[0] not in _SECRET_FIELDS and "input" in problem:
+                value = problem["input"]
+                if isinstance(value, str | int | float):
+                    shown = f" (got {str(value)[:80]!r})"
+            lines.append(f"{variable}: {message}{shown}")
+        else:
+            lines.append(message)
+    return "; ".join(lines)

@@ -1,0 +1,172 @@
+"""Value types shared by every layer. Frozen, slotted, free of I/O."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+__all__ = [
+    "LogEvent",
+    "Cursor",
+    "HostState",
+    "InputStats",
+    "CycleReport",
+    "HostSequence",
+    "ExpectedKey",
+    "Detection",
+    "DetectionBatch",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    host: str
+    timestamp_ms: int
+    log_uuid: str
+    event_id: str
+    severity: str
+    message: str | None = None
+    index: str | None = None
+
+    @property
+    def position(self) -> Cursor:
+        return Cursor(self.timestamp_ms, self.log_uuid)
+
+    def without_message(self) -> LogEvent:
+        return LogEvent(
+            self.host,
+            self.timestamp_ms,
+            self.log_uuid,
+            self.event_id,
+            self.severity,
+            None,
+            self.index,
+        )
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Cursor:
+    """A host's read position: the (timestamp, log_uuid) of the last event it has scored.
+
+    Ordering matches the cluster's sort, so `event.position > cursor` means "not yet scored".
+    """
+
+    timestamp_ms: int
+    log_uuid: str
+
+
+@dataclass(frozen=True, slots=True)
+class HostState:
+    """What a host needs to resume: where to read from and the events before that point.
+
+    The tail holds raw events (not encoded keys) so it survives a model or vocabulary change.
+    """
+
+    host: str
+    cursor: Cursor | None = None
+    tail: tuple[LogEvent, ...] = ()
+
+    def advanced(self, events: list[LogEvent], cursor: Cursor, tail_size: int) -> HostState:
+        """The state after `events` were scored and everything up to `cursor` was read.
+
+        `cursor` can lie past the last event when the page ended on rejected documents; those
+        are counted, and moving past them keeps them from being re-read every cycle.
+        """
+        kept = (*self.tail, *(e.without_message() for e in events[-tail_size:]))
+        return HostState(self.host, cursor, kept[-tail_size:] if tail_size else ())
+
+
+@dataclass(slots=True)
+class InputStats:
+    """Counts of bad or skipped input, by reason, with one sample each for the log."""
+
+    rejected: Counter[str] = field(default_factory=Counter)
+    repaired: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, str] = field(default_factory=dict)
+
+    def reject(self, reason: str, sample: object) -> None:
+        self.rejected[reason] += 1
+        self.samples.setdefault(reason, repr(sample)[:300])
+
+    def repair(self, reason: str, sample: object) -> None:
+        self.repaired[reason] += 1
+        self.samples.setdefault(reason, repr(sample)[:300])
+
+    def merge(self, other: InputStats) -> None:
+        self.rejected.update(other.rejected)
+        self.repaired.update(other.repaired)
+        for reason, sample in other.samples.items():
+            self.samples.setdefault(reason, sample)
+
+
+@dataclass(slots=True)
+class CycleReport:
+    cycle_id: str
+    started_ms: int
+    upper_bound_ms: int
+    hosts_seen: int = 0
+    advanced_hosts: set[str] = field(default_factory=set)
+    events_read: int = 0
+    events_scored: Counter[str] = field(default_factory=Counter)
+    anomalies_written: Counter[str] = field(default_factory=Counter)
+    anomalies_already_present: int = 0
+    input: InputStats = field(default_factory=InputStats)
+    stopped_early: bool = False
+    duration_s: float = 0.0
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "cycle_id": self.cycle_id,
+            "hosts_seen": self.hosts_seen,
+            "hosts_advanced": len(self.advanced_hosts),
+            "events_read": self.events_read,
+            "events_scored": dict(self.events_scored),
+            "anomalies_written": dict(self.anomalies_written),
+            "anomalies_already_present": self.anomalies_already_present,
+            "rejected": dict(self.input.rejected),
+            "repaired": dict(self.input.repaired),
+            "stopped_early": self.stopped_early,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HostSequence:
+    """New events of one host, with the events it logged before them (oldest first)."""
+
+    host: str
+    context: tuple[LogEvent, ...]
+    events: list[LogEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedKey:
+    key: str
+    event_id: str
+    severity: str
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One anomalous event as a detector sees it; `annotate` turns it into a document."""
+
+    model: str
+    model_version: str
+    event: LogEvent
+    window: tuple[LogEvent, ...]  # the events before it that the model read, oldest first
+    padded: int  # window slots filled with padding (start of the host's stream)
+    reason: str
+    score: float
+    observed_key: str
+    observed_rank: int  # 0 when the key is unknown to the model
+    observed_probability: float
+    expected: tuple[ExpectedKey, ...]
+    window_size: int
+    top_g: int
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionBatch:
+    detections: list[Detection]
+    scored: int
