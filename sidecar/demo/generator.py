@@ -325,10 +325,12 @@ def documents_with_incidents(
     seed: int,
     incidents: dict[str, str],
     pace_ms: tuple[int, int] = (50, 2_000),
+    lead: int | None = None,
 ) -> tuple[list[dict[str, object]], list[Incident]]:
-    """Normal streams with an incident in the middle of each host named in `incidents`.
+    """Normal streams with an incident in each host named in `incidents`.
 
-    `pace_ms` is the range of gaps between a host's consecutive events.
+    The incident follows `lead` normal events (default: half the stream); `pace_ms` is the
+    range of gaps between a host's consecutive events.
     """
     docs: list[dict[str, object]] = []
     found: list[Incident] = []

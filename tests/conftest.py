@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sidecar.demo.generator import fleet, normal_documents
+from sidecar.models.artifacts import ModelArtifact
+from sidecar.models.deeplog import DeepLogConfig
+from sidecar.training import group_by_host, train_deeplog
+from tests.helpers import T0, TRAIN_EVENTS_PER_HOST, TRAIN_HOSTS, to_events, write_jsonl
+
+
+@pytest.fixture(scope="session")
+def training_docs() -> list[dict[str, object]]:
+    return normal_documents(fleet(TRAIN_HOSTS), T0, TRAIN_EVENTS_PER_HOST, seed=1)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def trained(training_docs: list[dict[str, object]], model_dir: Path) -> ModelArtifact:
+    """DeepLog trained once per session on the normal fleet (about ten seconds on two cores)."""
+    return train_deeplog(
+        group_by_host(to_events(training_docs)), DeepLogConfig(epochs=30), model_dir, {}
+    )
+
+
+@pytest.fixture(scope="session")
+def training_file(training_docs: list[dict[str, object]], tmp_path_factory) -> Path:
+    return write_jsonl(tmp_path_factory.mktemp("data") / "train.jsonl", training_docs)
