@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 import structlog
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import ConnectionTimeout, TransportError
+from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, TransportError
 
 from sidecar.cluster.fields import ResolvedFields, resolve_fields
 from sidecar.cluster.queries import (
@@ -73,6 +73,8 @@ class ClusterSource:
     def fields(self) -> ResolvedFields | None:
         try:
             self._fields = resolve_fields(self._client, self._patterns, self._names)
+        except NotFoundError:
+            self._fields = None  # no index matches the watched patterns (yet)
         except (OSConnectionError, ConnectionTimeout) as exc:
             raise SourceUnavailable(f"cluster unreachable while reading mappings: {exc}") from exc
         return self._fields

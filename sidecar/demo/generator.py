@@ -341,11 +341,13 @@ def documents_with_incidents(
         if kind is None:
             docs.extend(_normal_run(emitter, profile.role, events_per_host))
             continue
-        docs.extend(_normal_run(emitter, profile.role, events_per_host // 2))
+        before = events_per_host // 2 if lead is None else lead
+        if before:
+            docs.extend(_normal_run(emitter, profile.role, before))
         injected, description = _incident(kind, emitter)
         docs.extend(injected)
         found.append(
             Incident(kind, profile.name, description, [str(d["log_uuid"]) for d in injected])
         )
-        docs.extend(_normal_run(emitter, profile.role, events_per_host - events_per_host // 2))
+        docs.extend(_normal_run(emitter, profile.role, events_per_host - before))
     return docs, found

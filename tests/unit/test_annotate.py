@@ -60,8 +60,13 @@ def test_the_document_carries_event_model_reason_expectation_and_window() -> Non
     doc = anomaly_document(detection(), 3_000)
     assert doc["host"] == "h1" and doc["log_uuid"] == "uuid-1"
     assert doc["@timestamp"] == 2_000 and doc["detected_at"] == 3_000
-    assert doc["event"] == {"id": "4625", "severity": "failure", "key": "4625/failure",
-                            "message": "An account failed to log on.", "index": "logs-a"}
+    assert doc["event"] == {
+        "id": "4625",
+        "severity": "failure",
+        "key": "4625/failure",
+        "message": "An account failed to log on.",
+        "index": "logs-a",
+    }
     assert doc["model"]["name"] == "deeplog" and doc["model"]["version"].endswith("abcdef12")
     assert doc["observed"] == {"key": "4625/failure", "rank": 12, "probability": 0.01}
     assert doc["expected"][0]["key"] == "4634/success"

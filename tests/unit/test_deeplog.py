@@ -26,20 +26,24 @@ CYCLE = ["a", "b", "c", "d", "e", "f"]
 
 
 def events(keys: list[str], host: str = "h", start: int = 0) -> list[LogEvent]:
-    return [LogEvent(host, 1_000 + start + i, f"{host}-{start + i}", k, "ok") for i, k in enumerate(keys)]
+    return [
+        LogEvent(host, 1_000 + start + i, f"{host}-{start + i}", k, "ok")
+        for i, k in enumerate(keys)
+    ]
 
 
 @pytest.fixture(scope="module")
 def cyclic_detector(tmp_path_factory: pytest.TempPathFactory) -> NextKeyDetector:
-    """A model trained on a strict cycle a->b->...->f->a, with g=1: only the true next key passes."""
+    """Trained on a strict cycle a->b->...->f->a with g=1: only the true next key passes."""
     train = events(CYCLE * 40)
     vocab = Vocabulary.fit(train)
     config = DeepLogConfig(window_size=4, top_g=1, epochs=60, hidden_size=32, patience=60)
     pairs = training_pairs([vocab.encode(train)], config.window_size)
     net = DeepLogNet.from_config(vocab.size, config)
     train_next_key_model(net, pairs, config)
-    artifact = save_artifact(tmp_path_factory.mktemp("m"), "deeplog", net, vocab, config,
-                             TrainingSummary(), {})
+    artifact = save_artifact(
+        tmp_path_factory.mktemp("m"), "deeplog", net, vocab, config, TrainingSummary(), {}
+    )
     return NextKeyDetector.from_artifact(artifact)
 
 
@@ -103,8 +107,15 @@ def test_deduplicated_batch_scoring_matches_a_naive_per_window_loop(
     with torch.inference_mode():
         for i in range(len(targets)):
             probs = torch.softmax(
-                torch.cat([torch.full((1, 2), float("-inf")),
-                           model(torch.from_numpy(windows[i : i + 1]))[:, 2:]], dim=1), dim=1)[0]
+                torch.cat(
+                    [
+                        torch.full((1, 2), float("-inf")),
+                        model(torch.from_numpy(windows[i : i + 1]))[:, 2:],
+                    ],
+                    dim=1,
+                ),
+                dim=1,
+            )[0]
             if targets[i] == UNKNOWN:
                 assert batched.anomalous[i]
                 continue
@@ -130,8 +141,15 @@ def test_artifacts_reload_to_identical_predictions(tmp_path: Path, cyclic_detect
 def test_a_tampered_or_foreign_artifact_is_refused(tmp_path: Path, cyclic_detector) -> None:
     vocab = cyclic_detector.vocabulary
     config = DeepLogConfig(window_size=4, hidden_size=32)
-    saved = save_artifact(tmp_path, "deeplog", DeepLogNet.from_config(vocab.size, config), vocab,
-                          config, TrainingSummary(), {})
+    saved = save_artifact(
+        tmp_path,
+        "deeplog",
+        DeepLogNet.from_config(vocab.size, config),
+        vocab,
+        config,
+        TrainingSummary(),
+        {},
+    )
     weights = tmp_path / "deeplog" / saved.version / "weights.pt"
     weights.write_bytes(weights.read_bytes() + b"x")
     with pytest.raises(ModelError, match="checksum"):

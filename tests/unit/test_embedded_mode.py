@@ -36,14 +36,22 @@ class ListSink:
 
 @pytest.fixture(scope="module")
 def live():
-    return documents_with_incidents(fleet(TRAIN_HOSTS), T0 + 10**8, 400, seed=2, incidents=INCIDENTS)
+    return documents_with_incidents(
+        fleet(TRAIN_HOSTS), T0 + 10**8, 400, seed=2, incidents=INCIDENTS
+    )
 
 
 def test_every_injected_incident_is_flagged_and_normal_hosts_stay_quiet(trained, live) -> None:
     docs, incidents = live
     sink = ListSink()
-    report = run_cycle(FileSource(to_events(docs)), [NextKeyDetector.from_artifact(trained)],
-                       sink, MemoryCheckpoints(), now_ms=T0 + 10**9, options=WHOLE)
+    report = run_cycle(
+        FileSource(to_events(docs)),
+        [NextKeyDetector.from_artifact(trained)],
+        sink,
+        MemoryCheckpoints(),
+        now_ms=T0 + 10**9,
+        options=WHOLE,
+    )
     assert report.events_scored["deeplog"] == len(docs)
     flagged = {d["log_uuid"] for d in sink.documents.values()}
     for incident in incidents:
@@ -59,8 +67,14 @@ def test_scoring_in_several_cycles_flags_exactly_what_one_pass_flags(trained, li
     events = to_events(docs)
     detector = NextKeyDetector.from_artifact(trained)
     one_pass = ListSink()
-    run_cycle(FileSource(events), [detector], one_pass, MemoryCheckpoints(), now_ms=T0 + 10**9,
-              options=WHOLE)
+    run_cycle(
+        FileSource(events),
+        [detector],
+        one_pass,
+        MemoryCheckpoints(),
+        now_ms=T0 + 10**9,
+        options=WHOLE,
+    )
 
     split = ListSink()
     checkpoints = MemoryCheckpoints()
@@ -68,8 +82,14 @@ def test_scoring_in_several_cycles_flags_exactly_what_one_pass_flags(trained, li
     bounds = sorted(e.timestamp_ms for e in events)
     cuts = [bounds[len(bounds) // 3], bounds[2 * len(bounds) // 3], bounds[-1]]
     for cut in cuts:  # each cycle sees data up to a later point in time
-        run_cycle(source, [detector], split, checkpoints, now_ms=cut, options=CycleOptions(
-            read_lag_ms=0, initial_lookback_ms=None, batch_events=500))
+        run_cycle(
+            source,
+            [detector],
+            split,
+            checkpoints,
+            now_ms=cut,
+            options=CycleOptions(read_lag_ms=0, initial_lookback_ms=None, batch_events=500),
+        )
     assert split.documents.keys() == one_pass.documents.keys()
     assert all(s.cursor is not None for s in checkpoints.states.values())
 
@@ -88,9 +108,13 @@ def test_a_cycle_with_nothing_new_writes_nothing(trained, live) -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIDECAR_")}
-    return subprocess.run([sys.executable, "-m", "sidecar", *args],
-                          env={**env, "PYTHONPATH": str(ROOT), "SIDECAR_TRAIN_EPOCHS": "30"},
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar", *args],
+        env={**env, "PYTHONPATH": str(ROOT), "SIDECAR_TRAIN_EPOCHS": "30"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_train_and_score_from_files_exact_interface(
@@ -107,11 +131,20 @@ def test_train_and_score_from_files_exact_interface(
     assert manifest["model"] == "deeplog" and manifest["keys"] == trained.vocabulary.known
 
     out = tmp_path / "anomalies.jsonl"
-    scored = _cli("score", "--from-file", str(events_file), "--model-dir", str(model_dir),
-                  "--to-file", str(out))
+    scored = _cli(
+        "score",
+        "--from-file",
+        str(events_file),
+        "--model-dir",
+        str(model_dir),
+        "--to-file",
+        str(out),
+    )
     assert scored.returncode == 0, scored.stderr
     lines = read_jsonl(out)
-    assert lines and all("log_uuid" in line and line["model"]["name"] == "deeplog" for line in lines)
+    assert lines and all(
+        "log_uuid" in line and line["model"]["name"] == "deeplog" for line in lines
+    )
     assert len({line["_id"] for line in lines}) == len(lines)
     flagged = {line["log_uuid"] for line in lines}
     for incident in incidents:
@@ -119,8 +152,14 @@ def test_train_and_score_from_files_exact_interface(
 
     # Same data and training: the in-process model flags the same events.
     sink = ListSink()
-    run_cycle(FileSource(to_events(docs)), [NextKeyDetector.from_artifact(trained)], sink,
-              MemoryCheckpoints(), now_ms=T0, options=WHOLE)
+    run_cycle(
+        FileSource(to_events(docs)),
+        [NextKeyDetector.from_artifact(trained)],
+        sink,
+        MemoryCheckpoints(),
+        now_ms=T0,
+        options=WHOLE,
+    )
     assert {d["log_uuid"] for d in sink.documents.values()} == flagged
 
 
@@ -135,10 +174,10 @@ def test_bad_lines_are_counted_not_fatal(
         b'{"log_uuid": "b", "HOSTNAME": "h", "EVENTID": "4624"}\n'
     )
     out = tmp_path / "out.jsonl"
-    result = _cli("score", "--from-file", str(path), "--model-dir", str(model_dir),
-                  "--to-file", str(out))
+    result = _cli(
+        "score", "--from-file", str(path), "--model-dir", str(model_dir), "--to-file", str(out)
+    )
     assert result.returncode == 0, result.stderr
     summary = orjson.loads(result.stdout)
     assert summary["rejected"] == {"invalid_json": 1, "not_an_object": 1, "missing_timestamp": 1}
     assert [line["log_uuid"] for line in read_jsonl(out)] == ["a"]
-

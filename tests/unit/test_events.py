@@ -24,7 +24,11 @@ def parse(doc: dict, stats: InputStats | None = None):
 def test_the_seed_document_parses() -> None:
     e = parse(SEED)
     assert (e.host, e.timestamp_ms, e.log_uuid, e.event_id, e.severity) == (
-        "gokul-l3c", 1696149046000, "80ad7c", "4690", "success",
+        "gokul-l3c",
+        1696149046000,
+        "80ad7c",
+        "4690",
+        "success",
     )
 
 

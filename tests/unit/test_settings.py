@@ -26,7 +26,12 @@ def test_defaults_follow_the_seed_document_shape() -> None:
     s = load_settings()
     f = s.fields
     assert (f.host, f.timestamp, f.event_id, f.severity, f.log_uuid, f.message) == (
-        "HOSTNAME", "_zl_timestamp", "EVENTID", "SEVERITY", "log_uuid", "MESSAGE",
+        "HOSTNAME",
+        "_zl_timestamp",
+        "EVENTID",
+        "SEVERITY",
+        "log_uuid",
+        "MESSAGE",
     )
     assert (s.window_size, s.top_g) == (10, 9)
     assert s.verify_certs is True
@@ -94,8 +99,9 @@ def _run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_program_stops_with_status_2_and_one_line_naming_the_variable() -> None:
-    result = _run_cli("run", "--once", SIDECAR_TOP_G="-1", SIDECAR_PASSWORD="hunter2",
-                      SIDECAR_USERNAME="u")
+    result = _run_cli(
+        "run", "--once", SIDECAR_TOP_G="-1", SIDECAR_PASSWORD="hunter2", SIDECAR_USERNAME="u"
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -104,8 +110,15 @@ def test_the_program_stops_with_status_2_and_one_line_naming_the_variable() -> N
 
 
 def test_a_missing_model_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
-    result = _run_cli("score", "--from-file", str(tmp_path / "x.jsonl"), "--to-file",
-                      str(tmp_path / "out.jsonl"), "--model-dir", str(tmp_path / "none"))
+    result = _run_cli(
+        "score",
+        "--from-file",
+        str(tmp_path / "x.jsonl"),
+        "--to-file",
+        str(tmp_path / "out.jsonl"),
+        "--model-dir",
+        str(tmp_path / "none"),
+    )
     assert result.returncode == 1
     assert "run `train` first" in result.stderr
     assert "Traceback" not in result.stderr

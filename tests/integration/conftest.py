@@ -1,0 +1,97 @@
+"""A real single-node OpenSearch, started once per test session (sidecar.devnode).
+
+Set SIDECAR_TEST_OPENSEARCH_URL to run against a node you already have. Tests isolate
+themselves by index names, never by mocking the client.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from opensearchpy import OpenSearch
+
+from sidecar.cli import cluster_cycle
+from sidecar.cluster.bootstrap import install_templates
+from sidecar.devnode import OpenSearchNode
+from sidecar.models.artifacts import ModelArtifact
+from sidecar.models.detector import NextKeyDetector
+from sidecar.settings import Settings
+from sidecar.types import CycleReport
+
+
+@pytest.fixture(scope="session")
+def opensearch_url() -> Iterator[str]:
+    existing = os.environ.get("SIDECAR_TEST_OPENSEARCH_URL")
+    if existing:
+        yield existing
+        return
+    node = OpenSearchNode().start()
+    try:
+        yield node.url
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def client(opensearch_url: str) -> OpenSearch:
+    return OpenSearch(hosts=[opensearch_url], timeout=60)
+
+
+@dataclass
+class Deployment:
+    """One sidecar's view of the cluster: its own watched, anomaly and state indices."""
+
+    settings: Settings
+    client: OpenSearch
+    trained: ModelArtifact
+    prefix: str
+
+    @property
+    def logs(self) -> str:
+        return f"{self.prefix}-logs-a"
+
+    def cycle(self) -> CycleReport:
+        detector = NextKeyDetector.from_artifact(self.trained, self.settings.top_g)
+        return cluster_cycle(self.settings, self.client, [detector], threading.Event())
+
+    def anomalies(self) -> list[dict]:
+        self.client.indices.refresh(index=self.settings.anomaly_index)
+        body = {"size": 10_000, "query": {"match_all": {}}}
+        hits = self.client.search(index=self.settings.anomaly_index, body=body)["hits"]["hits"]
+        return [{"_id": h["_id"], **h["_source"]} for h in hits]
+
+    def states(self) -> dict[str, dict]:
+        self.client.indices.refresh(index=self.settings.state_index)
+        body = {"size": 10_000}
+        hits = self.client.search(index=self.settings.state_index, body=body)["hits"]["hits"]
+        return {h["_source"]["host"]: h["_source"] for h in hits}
+
+
+def make_settings(url: str, prefix: str, model_dir: Path, **extra: object) -> Settings:
+    return Settings(
+        cluster_urls=[url],
+        watched_indices=[f"{prefix}-logs-*"],
+        anomaly_index=f"{prefix}-anomalies",
+        state_index=f"{prefix}-state",
+        model_dir=model_dir,
+        read_lag_seconds=0,
+        # The test data is dated 2023: let first-seen hosts start from the beginning.
+        initial_lookback_seconds=20 * 365 * 86_400,
+        **extra,
+    )
+
+
+@pytest.fixture
+def deployment(
+    opensearch_url: str, client: OpenSearch, trained: ModelArtifact, model_dir: Path
+) -> Deployment:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    settings = make_settings(opensearch_url, prefix, model_dir)
+    install_templates(client, settings.anomaly_index, settings.state_index)
+    return Deployment(settings, client, trained, prefix)

@@ -1,0 +1,289 @@
+"""The core loop against a real OpenSearch node: read -> encode -> DeepLog -> annotate ->
+checkpoint, across cycles, with the guarantees the product promises."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sidecar.cli import main as cli_main
+from sidecar.demo.generator import documents_with_incidents, fleet
+from sidecar.demo.runner import index_documents
+from sidecar.files.sink import MemoryCheckpoints
+from sidecar.files.source import FileSource
+from sidecar.models.detector import NextKeyDetector
+from sidecar.pipeline import CycleOptions, run_cycle
+from tests.helpers import INCIDENTS, T0, TRAIN_HOSTS, read_jsonl, to_events, write_jsonl
+from tests.integration.conftest import Deployment
+from tests.unit.test_embedded_mode import ListSink
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+PROFILES = fleet(TRAIN_HOSTS)
+
+
+def batch(seed: int, start_ms: int, incidents: dict[str, str], events: int = 300, lead=None):
+    return documents_with_incidents(
+        PROFILES, start_ms, events, seed=seed, incidents=incidents, lead=lead
+    )
+
+
+def embedded_flags(trained, docs) -> set[str]:
+    sink = ListSink()
+    run_cycle(
+        FileSource(to_events(docs)),
+        [NextKeyDetector.from_artifact(trained)],
+        sink,
+        MemoryCheckpoints(),
+        now_ms=T0,
+        options=CycleOptions(read_lag_ms=None, initial_lookback_ms=None),
+    )
+    return {d["log_uuid"] for d in sink.documents.values()}
+
+
+def last_event_per_host(docs) -> dict[str, tuple[int, str]]:
+    last: dict[str, tuple[int, str]] = {}
+    for d in docs:
+        key = (int(d["_zl_timestamp"]), d["log_uuid"])
+        last[d["HOSTNAME"]] = max(last.get(d["HOSTNAME"], key), key)
+    return last
+
+
+def test_one_cycle_finds_the_injected_incidents(deployment: Deployment) -> None:
+    docs, incidents = batch(2, T0 + 10**8, INCIDENTS)
+    index_documents(deployment.client, deployment.logs, docs)
+
+    report = deployment.cycle()
+
+    assert report.events_read == len(docs)
+    assert report.hosts_seen == TRAIN_HOSTS
+    anomalies = deployment.anomalies()
+    flagged = {a["log_uuid"] for a in anomalies}
+    for incident in incidents:
+        assert flagged & set(incident.log_uuids), f"{incident.kind} on {incident.host} missed"
+    found = {a["log_uuid"]: a for a in anomalies}
+    cleared = found[next(i for i in incidents if i.kind == "audit_log_cleared").log_uuids[0]]
+    assert cleared["reason"] == "unseen_key" and cleared["event"]["id"] == "1102"
+    assert cleared["event"]["index"] == deployment.logs
+    assert cleared["model"] == {
+        "name": "deeplog",
+        "version": deployment.trained.version,
+        "window_size": 10,
+        "top_g": 9,
+    }
+    assert len(cleared["window"]["log_uuids"]) == 10 and len(cleared["expected"]) == 9
+    # Every host's cursor sits on its last event, saved with the context tail.
+    states = deployment.states()
+    for host, (ts, uuid) in last_event_per_host(docs).items():
+        assert (states[host]["cursor_timestamp_ms"], states[host]["cursor_log_uuid"]) == (ts, uuid)
+        assert len(states[host]["tail"]) == 10
+
+
+def test_a_cycle_with_no_new_data_writes_nothing(deployment: Deployment) -> None:
+    docs, _ = batch(2, T0 + 10**8, INCIDENTS)
+    index_documents(deployment.client, deployment.logs, docs)
+    first = deployment.cycle()
+    before = deployment.anomalies()
+
+    second = deployment.cycle()
+
+    assert sum(first.anomalies_written.values()) == len(before) > 0
+    assert second.events_read == 0 and second.hosts_seen == 0
+    assert sum(second.anomalies_written.values()) == 0
+    assert len(deployment.anomalies()) == len(before)
+
+
+def test_windows_continue_across_the_cycle_boundary(deployment: Deployment) -> None:
+    first_docs, _ = batch(2, T0 + 10**8, {})
+    index_documents(deployment.client, deployment.logs, first_docs)
+    deployment.cycle()
+    # The next batch starts with a brute force on host-003: its first events can only be
+    # judged with the previous cycle's events as their window.
+    start = max(int(d["_zl_timestamp"]) for d in first_docs) + 1_000
+    second_docs, incidents = batch(3, start, {"host-003": "brute_force"}, lead=0)
+    index_documents(deployment.client, deployment.logs, second_docs)
+
+    report = deployment.cycle()
+
+    assert report.events_read == len(second_docs)
+    anomalies = {a["log_uuid"]: a for a in deployment.anomalies()}
+    assert set(anomalies) == embedded_flags(deployment.trained, first_docs + second_docs)
+    first_uuids = {d["log_uuid"] for d in first_docs}
+    brute = [anomalies[u] for u in incidents[0].log_uuids if u in anomalies]
+    assert brute, "brute force not flagged"
+    straddling = [a for a in brute if set(a["window"]["log_uuids"]) & first_uuids]
+    assert straddling, "no flagged window reached back into the previous cycle"
+    assert all(a["window"]["padded"] == 0 for a in brute)
+
+
+def test_redoing_a_range_writes_no_duplicates(deployment: Deployment) -> None:
+    docs, _ = batch(2, T0 + 10**8, INCIDENTS)
+    index_documents(deployment.client, deployment.logs, docs)
+    first = deployment.cycle()
+    written = sum(first.anomalies_written.values())
+    # Forget every cursor, as after losing the state index: the same range is read again.
+    deployment.client.indices.delete(index=deployment.settings.state_index)
+
+    redo = deployment.cycle()
+
+    assert redo.events_read == len(docs)
+    assert redo.anomalies_already_present == written
+    assert len(deployment.anomalies()) == written
+    deployment.client.indices.refresh(index=deployment.settings.anomaly_index)
+    dupes = deployment.client.search(
+        index=deployment.settings.anomaly_index,
+        body={
+            "size": 0,
+            "aggs": {"ids": {"terms": {"field": "log_uuid", "min_doc_count": 2, "size": 10}}},
+        },
+    )["aggregations"]["ids"]["buckets"]
+    assert dupes == []
+
+
+def test_embedded_and_cluster_modes_flag_the_same_events(
+    deployment: Deployment, tmp_path: Path, model_dir: Path
+) -> None:
+    docs, _ = batch(4, T0 + 10**8, INCIDENTS)
+    index_documents(deployment.client, deployment.logs, docs)
+    deployment.cycle()
+    cluster = {(a["model"]["name"], a["log_uuid"]) for a in deployment.anomalies()}
+
+    events_file = write_jsonl(tmp_path / "events.jsonl", docs)
+    out = tmp_path / "anomalies.jsonl"
+    code = cli_main(
+        [
+            "score",
+            "--from-file",
+            str(events_file),
+            "--to-file",
+            str(out),
+            "--model-dir",
+            str(model_dir),
+        ]
+    )
+
+    assert code == 0
+    embedded = {(line["model"]["name"], line["log_uuid"]) for line in read_jsonl(out)}
+    assert embedded == cluster and len(cluster) > 0
+
+
+@pytest.mark.parametrize(
+    "timestamp_mapping",
+    [
+        None,  # dynamic: an epoch-ms string becomes text + .keyword
+        {"type": "long"},
+        {"type": "date", "format": "epoch_millis"},
+    ],
+    ids=["dynamic-string", "long", "date"],
+)
+def test_the_timestamp_works_as_string_number_or_date(
+    deployment: Deployment, timestamp_mapping: dict | None
+) -> None:
+    docs, _ = batch(5, T0 + 10**8, INCIDENTS, events=150)
+    if timestamp_mapping is not None:
+        deployment.client.indices.create(
+            index=deployment.logs,
+            body={
+                "mappings": {
+                    "properties": {
+                        "_zl_timestamp": timestamp_mapping,
+                        "log_uuid": {"type": "keyword"},
+                        "HOSTNAME": {"type": "keyword"},
+                    }
+                }
+            },
+        )
+        for d in docs:
+            d["_zl_timestamp"] = int(d["_zl_timestamp"])  # as a shipper would send a number
+    index_documents(deployment.client, deployment.logs, docs)
+
+    report = deployment.cycle()
+
+    assert report.events_read == len(docs)
+    assert {a["log_uuid"] for a in deployment.anomalies()} == embedded_flags(
+        deployment.trained, docs
+    )
+
+
+def test_train_reads_a_time_range_of_the_watched_indices(
+    deployment: Deployment, training_docs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index_documents(deployment.client, deployment.logs, training_docs)
+    late, _ = batch(6, T0 + 10**9, {"host-001": "audit_log_cleared"})  # outside the range
+    index_documents(deployment.client, deployment.logs, late)
+    for name, value in {
+        "SIDECAR_CLUSTER_URLS": deployment.settings.cluster_urls[0],
+        "SIDECAR_WATCHED_INDICES": f"{deployment.prefix}-logs-*",
+        "SIDECAR_TRAIN_EPOCHS": "2",
+    }.items():
+        monkeypatch.setenv(name, value)
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((T0 + 10**8) / 1000))
+
+    code = cli_main(
+        ["train", "--start", "2023-01-01T00:00:00Z", "--end", end, "--model-dir", str(tmp_path)]
+    )
+
+    assert code == 0
+    from sidecar.models.artifacts import load_artifact
+
+    artifact = load_artifact(tmp_path, "deeplog")
+    assert artifact.vocabulary == deployment.trained.vocabulary  # 1102 was outside the range
+    assert artifact.manifest["training"]["events"] == len(training_docs)
+
+
+def test_the_scheduled_service_runs_cycles_and_stops_cleanly_on_sigterm(
+    deployment: Deployment, model_dir: Path
+) -> None:
+    docs, _ = batch(7, T0 + 10**8, INCIDENTS, events=100)
+    index_documents(deployment.client, deployment.logs, docs)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIDECAR_")}
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "SIDECAR_CLUSTER_URLS": deployment.settings.cluster_urls[0],
+            "SIDECAR_WATCHED_INDICES": f"{deployment.prefix}-logs-*",
+            "SIDECAR_ANOMALY_INDEX": deployment.settings.anomaly_index,
+            "SIDECAR_STATE_INDEX": deployment.settings.state_index,
+            "SIDECAR_MODEL_DIR": str(model_dir),
+            "SIDECAR_READ_LAG_SECONDS": "0",
+            "SIDECAR_INITIAL_LOOKBACK_SECONDS": str(20 * 365 * 86_400),
+            "SIDECAR_INTERVAL_SECONDS": "1",
+            "SIDECAR_LOG_FORMAT": "json",
+            "SIDECAR_PASSWORD": "never-logged-secret",
+            "SIDECAR_USERNAME": "nobody",  # the dev node has no security plugin: ignored by it
+        }
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sidecar", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(deployment.states()) < TRAIN_HOSTS:
+            time.sleep(0.5)
+        time.sleep(2.5)  # let a couple of (empty) cycles run
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err[-2000:]
+    assert len(deployment.states()) == TRAIN_HOSTS
+    assert err.count('"event": "cycle_finished"') >= 2
+    assert '"event": "shutdown_requested"' in err and '"event": "scheduler_stopped"' in err
+    assert "never-logged-secret" not in err
+
+
+def test_a_watched_pattern_matching_no_index_is_an_empty_cycle(deployment: Deployment) -> None:
+    report = deployment.cycle()
+    assert report.events_read == 0 and report.hosts_seen == 0
