@@ -11,6 +11,7 @@ from pathlib import Path
 
 import structlog
 import torch
+from opensearchpy.exceptions import OpenSearchException
 from pydantic import ValidationError
 
 from sidecar import __version__
@@ -110,7 +111,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     detectors = _detectors(settings)
     client = make_client(settings)
-    install_templates(client, settings.anomaly_index, settings.state_index)
+    if settings.manage_templates:
+        install_templates(client, settings.anomaly_index, settings.state_index)
     if args.once:
         report = cluster_cycle(settings, client, detectors, threading.Event())
         print(_dumps(report.summary()))
@@ -353,4 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except SidecarError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OpenSearchException as exc:
+        print(f"error: cluster request failed: {exc}", file=sys.stderr)
         return 1

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     state_index: str = Field(default="log-anomaly-sidecar-state", min_length=1)
     model_dir: Path = Path("models")
     message_excerpt_chars: int = Field(default=512, ge=16, le=32_766)
+    # `run` installs its index templates at start. Turn off where the sidecar's role may not
+    # manage templates (least privilege) and a separate `setup` step does it instead.
+    manage_templates: bool = True
 
     # --- detection ----------------------------------------------------------------------
     models: CommaList = Field(default_factory=lambda: ["deeplog"])

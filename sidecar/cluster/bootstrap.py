@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import orjson
@@ -11,7 +12,10 @@ from opensearchpy.exceptions import RequestError
 
 __all__ = ["MAPPINGS_DIR", "load_template", "install_templates"]
 
-MAPPINGS_DIR = Path(__file__).resolve().parents[2] / "mappings"
+# The repository's mappings/ by default; an image or a wheel install points elsewhere.
+MAPPINGS_DIR = Path(
+    os.environ.get("SIDECAR_MAPPINGS_DIR") or Path(__file__).resolve().parents[2] / "mappings"
+)
 
 
 def load_template(name: str, index: str, mappings_dir: Path = MAPPINGS_DIR) -> dict:

@@ -15,6 +15,7 @@ import pytest
 from sidecar.cli import main as cli_main
 from sidecar.demo.generator import documents_with_incidents, fleet
 from sidecar.demo.runner import index_documents
+from sidecar.errors import WriteError
 from sidecar.files.sink import MemoryCheckpoints
 from sidecar.files.source import FileSource
 from sidecar.models.detector import NextKeyDetector
@@ -287,3 +288,27 @@ def test_the_scheduled_service_runs_cycles_and_stops_cleanly_on_sigterm(
 def test_a_watched_pattern_matching_no_index_is_an_empty_cycle(deployment: Deployment) -> None:
     report = deployment.cycle()
     assert report.events_read == 0 and report.hosts_seen == 0
+
+
+def test_a_rejected_write_leaves_every_cursor_where_it_was(deployment: Deployment) -> None:
+    docs, incidents = batch(8, T0 + 10**8, INCIDENTS, events=120)
+    index_documents(deployment.client, deployment.logs, docs)
+    anomaly_index = deployment.settings.anomaly_index
+    # A write block makes the cluster refuse every bulk item (403), as a full disk or a
+    # misconfigured role would.
+    deployment.client.indices.put_settings(index=anomaly_index,
+                                           body={"index.blocks.write": True})
+    try:
+        with pytest.raises(WriteError):
+            deployment.cycle()
+        assert deployment.states() == {}
+    finally:
+        deployment.client.indices.put_settings(index=anomaly_index,
+                                               body={"index.blocks.write": False})
+
+    retry = deployment.cycle()
+
+    assert retry.events_read == len(docs)
+    flagged = {a["log_uuid"] for a in deployment.anomalies()}
+    assert all(flagged & set(i.log_uuids) for i in incidents)
+    assert len(deployment.states()) == TRAIN_HOSTS
