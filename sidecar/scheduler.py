@@ -38,11 +38,13 @@ def run_every(
         with running:
             if stop.is_set():
                 return
-            cycle(stop)
-            done += 1
-            if max_cycles is not None and done >= max_cycles:
-                stop.set()
-                scheduler.shutdown(wait=False)
+            try:
+                cycle(stop)
+            finally:  # a failed cycle still counts towards max_cycles
+                done += 1
+                if max_cycles is not None and done >= max_cycles:
+                    stop.set()
+                    scheduler.shutdown(wait=False)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("shutdown_requested", signal=signal.Signals(signum).name)
