@@ -7,6 +7,7 @@ naming the variable (see `describe_validation_error`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -34,26 +35,16 @@ def _split_commas(value: object) -> object:
     return value
 
 
+@dataclass(frozen=True, slots=True)
 class FieldNames:
-    """Names of the source document fields, resolved from settings (seed shape by default)."""
+    """Names of the source document fields (the seed's shape by default)."""
 
-    __slots__ = ("host", "timestamp", "event_id", "severity", "log_uuid", "message")
-
-    def __init__(
-        self,
-        host: str = "HOSTNAME",
-        timestamp: str = "_zl_timestamp",
-        event_id: str = "EVENTID",
-        severity: str = "SEVERITY",
-        log_uuid: str = "log_uuid",
-        message: str = "MESSAGE",
-    ) -> None:
-        self.host = host
-        self.timestamp = timestamp
-        self.event_id = event_id
-        self.severity = severity
-        self.log_uuid = log_uuid
-        self.message = message
+    host: str = "HOSTNAME"
+    timestamp: str = "_zl_timestamp"
+    event_id: str = "EVENTID"
+    severity: str = "SEVERITY"
+    log_uuid: str = "log_uuid"
+    message: str = "MESSAGE"
 
     def source_fields(self) -> list[str]:
         return [

@@ -8,6 +8,12 @@ from pathlib import Path
 import orjson
 
 from sidecar.events import parse_event
+from sidecar.files.sink import MemoryCheckpoints
+from sidecar.files.source import FileSource
+from sidecar.models.artifacts import ModelArtifact
+from sidecar.models.detector import NextKeyDetector
+from sidecar.pipeline import CycleOptions, run_cycle
+from sidecar.ports import WriteResult
 from sidecar.settings import FieldNames
 from sidecar.types import InputStats, LogEvent
 
@@ -36,3 +42,29 @@ def write_jsonl(path: Path, docs: Iterable[dict[str, object]]) -> Path:
 
 def read_jsonl(path: Path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+class ListSink:
+    """An in-memory AnomalySink for pure pipeline tests (the cluster sink is tested for real)."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, dict] = {}
+
+    def write(self, documents):
+        new = [d for d in documents if d[0] not in self.documents]
+        self.documents.update(documents)
+        return WriteResult(len(new), len(documents) - len(new))
+
+
+def flagged_in_one_pass(trained: ModelArtifact, docs: list[dict[str, object]]) -> set[str]:
+    """log_uuids DeepLog flags when the whole data set is scored in a single cycle."""
+    sink = ListSink()
+    run_cycle(
+        FileSource(to_events(docs)),
+        [NextKeyDetector.from_artifact(trained)],
+        sink,
+        MemoryCheckpoints(),
+        now_ms=T0,
+        options=CycleOptions(read_lag_ms=None, initial_lookback_ms=None),
+    )
+    return {d["log_uuid"] for d in sink.documents.values()}

@@ -58,10 +58,11 @@ def host_page_query(
     search_after: list[object] | None,
     size: int,
     source_fields: list[str],
+    order: str = "asc",
 ) -> dict[str, object]:
     body: dict[str, object] = {
         "size": size,
-        "sort": event_sort(fields),
+        "sort": event_sort(fields, order),
         "query": {
             "bool": {
                 "filter": [{"term": {fields.host: host}}, time_range(fields, from_ms, upper_ms)]

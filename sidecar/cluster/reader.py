@@ -13,11 +13,9 @@ from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, TransportE
 
 from sidecar.cluster.fields import ResolvedFields, resolve_fields
 from sidecar.cluster.queries import (
-    event_sort,
     host_page_query,
     hosts_query,
     sort_value_to_ms,
-    time_range,
     timestamp_value,
 )
 from sidecar.errors import SourceUnavailable
@@ -78,6 +76,20 @@ class ClusterSource:
         except (OSConnectionError, ConnectionTimeout) as exc:
             raise SourceUnavailable(f"cluster unreachable while reading mappings: {exc}") from exc
         return self._fields
+
+    def _event(
+        self, hit: dict, fields: ResolvedFields, host: str, stats: InputStats
+    ) -> LogEvent | None:
+        # The sort value is the timestamp as the cluster ordered it; the host is the one the
+        # query filtered on. Both beat whatever shape the _source holds.
+        return parse_event(
+            hit.get("_source") or {},
+            self._names,
+            stats,
+            index=hit.get("_index"),
+            timestamp=sort_value_to_ms(hit["sort"][0], fields.timestamp_kind),
+            host=host,
+        )
 
     def _position(self, sort: list[object], fields: ResolvedFields) -> Cursor | None:
         ts = parse_timestamp_ms(sort_value_to_ms(sort[0], fields.timestamp_kind))
@@ -153,18 +165,10 @@ class ClusterSource:
             events: list[LogEvent] = []
             last: Cursor | None = after
             for hit in hits:
-                sort = hit["sort"]
-                event = parse_event(
-                    hit.get("_source") or {},
-                    self._names,
-                    stats,
-                    index=hit.get("_index"),
-                    timestamp=sort_value_to_ms(sort[0], fields.timestamp_kind),
-                    host=host,
-                )
+                event = self._event(hit, fields, host, stats)
                 if event is not None:
                     events.append(event)
-                position = self._position(sort, fields)
+                position = self._position(hit["sort"], fields)
                 if position is not None:
                     last = position
             if last is not None:
@@ -179,33 +183,12 @@ class ClusterSource:
         fields = self._fields or self.fields()
         if fields is None or count <= 0:
             return []
-        body = {
-            "size": count,
-            "sort": event_sort(fields, "desc"),
-            "query": {
-                "bool": {
-                    "filter": [
-                        {"term": {fields.host: host}},
-                        time_range(fields, None, before_ms - 1),
-                    ]
-                }
-            },
-            "_source": {"includes": self._names.source_fields()},
-            "track_total_hits": False,
-        }
+        body = host_page_query(
+            fields, host, None, before_ms - 1, None, count, self._names.source_fields(), "desc"
+        )
         response = self._search(
             body, "hits.hits._index,hits.hits._source,hits.hits.sort,timed_out,_shards"
         )
-        events = []
-        for hit in reversed((response.get("hits") or {}).get("hits") or []):
-            event = parse_event(
-                hit.get("_source") or {},
-                self._names,
-                stats,
-                index=hit.get("_index"),
-                timestamp=sort_value_to_ms(hit["sort"][0], fields.timestamp_kind),
-                host=host,
-            )
-            if event is not None:
-                events.append(event)
-        return events
+        hits = (response.get("hits") or {}).get("hits") or []
+        events = [self._event(hit, fields, host, stats) for hit in reversed(hits)]
+        return [e for e in events if e is not None]

@@ -167,10 +167,12 @@ def _demo(node: OpenSearchNode, workdir: Path, hosts: int, cycles: int, keep_nod
     _say(f"[4/5] running {cycles} scheduled cycles (every {settings.interval_seconds:.0f}s) ...")
     run_every(settings.interval_seconds, demo_cycle, max_cycles=cycles)
     client.indices.refresh(index=settings.anomaly_index)
-    return _report(client, settings, incidents, node.url)
+    return _report(client, settings, incidents, node.url, keep_node)
 
 
-def _report(client: OpenSearch, settings: Settings, incidents: list[Incident], url: str) -> int:
+def _report(
+    client: OpenSearch, settings: Settings, incidents: list[Incident], url: str, keep_node: bool
+) -> int:
     hits = client.search(
         index=settings.anomaly_index,
         body={"size": 10_000, "sort": [{"host": "asc"}, {"@timestamp": "asc"}]},
@@ -209,4 +211,6 @@ def _report(client: OpenSearch, settings: Settings, incidents: list[Incident], u
     _say(f"  Dashboards / Kibana: index pattern '{index}', time field '@timestamp'")
     _say(f"  pivot to the raw logs: log_uuid and window.log_uuids on '{watched}'")
     _say(f"  per-host cursors and context: index '{settings.state_index}'")
+    if not keep_node:
+        _say("  (the demo node stops now; run with --keep-node to explore the index afterwards)")
     return 0 if len(found) == len(incidents) else 1

@@ -16,13 +16,8 @@ from sidecar.cli import main as cli_main
 from sidecar.demo.generator import documents_with_incidents, fleet
 from sidecar.demo.runner import index_documents
 from sidecar.errors import WriteError
-from sidecar.files.sink import MemoryCheckpoints
-from sidecar.files.source import FileSource
-from sidecar.models.detector import NextKeyDetector
-from sidecar.pipeline import CycleOptions, run_cycle
-from tests.helpers import INCIDENTS, T0, TRAIN_HOSTS, read_jsonl, to_events, write_jsonl
+from tests.helpers import INCIDENTS, T0, TRAIN_HOSTS, flagged_in_one_pass, read_jsonl, write_jsonl
 from tests.integration.conftest import Deployment
-from tests.unit.test_embedded_mode import ListSink
 
 pytestmark = pytest.mark.integration
 
@@ -34,19 +29,6 @@ def batch(seed: int, start_ms: int, incidents: dict[str, str], events: int = 300
     return documents_with_incidents(
         PROFILES, start_ms, events, seed=seed, incidents=incidents, lead=lead
     )
-
-
-def embedded_flags(trained, docs) -> set[str]:
-    sink = ListSink()
-    run_cycle(
-        FileSource(to_events(docs)),
-        [NextKeyDetector.from_artifact(trained)],
-        sink,
-        MemoryCheckpoints(),
-        now_ms=T0,
-        options=CycleOptions(read_lag_ms=None, initial_lookback_ms=None),
-    )
-    return {d["log_uuid"] for d in sink.documents.values()}
 
 
 def last_event_per_host(docs) -> dict[str, tuple[int, str]]:
@@ -115,7 +97,7 @@ def test_windows_continue_across_the_cycle_boundary(deployment: Deployment) -> N
 
     assert report.events_read == len(second_docs)
     anomalies = {a["log_uuid"]: a for a in deployment.anomalies()}
-    assert set(anomalies) == embedded_flags(deployment.trained, first_docs + second_docs)
+    assert set(anomalies) == flagged_in_one_pass(deployment.trained, first_docs + second_docs)
     first_uuids = {d["log_uuid"] for d in first_docs}
     brute = [anomalies[u] for u in incidents[0].log_uuids if u in anomalies]
     assert brute, "brute force not flagged"
@@ -208,7 +190,7 @@ def test_the_timestamp_works_as_string_number_or_date(
     report = deployment.cycle()
 
     assert report.events_read == len(docs)
-    assert {a["log_uuid"] for a in deployment.anomalies()} == embedded_flags(
+    assert {a["log_uuid"] for a in deployment.anomalies()} == flagged_in_one_pass(
         deployment.trained, docs
     )
 
@@ -296,15 +278,15 @@ def test_a_rejected_write_leaves_every_cursor_where_it_was(deployment: Deploymen
     anomaly_index = deployment.settings.anomaly_index
     # A write block makes the cluster refuse every bulk item (403), as a full disk or a
     # misconfigured role would.
-    deployment.client.indices.put_settings(index=anomaly_index,
-                                           body={"index.blocks.write": True})
+    deployment.client.indices.put_settings(index=anomaly_index, body={"index.blocks.write": True})
     try:
         with pytest.raises(WriteError):
             deployment.cycle()
         assert deployment.states() == {}
     finally:
-        deployment.client.indices.put_settings(index=anomaly_index,
-                                               body={"index.blocks.write": False})
+        deployment.client.indices.put_settings(
+            index=anomaly_index, body={"index.blocks.write": False}
+        )
 
     retry = deployment.cycle()
 

@@ -17,21 +17,19 @@ from sidecar.files.source import FileSource
 from sidecar.models.artifacts import ModelArtifact
 from sidecar.models.detector import NextKeyDetector
 from sidecar.pipeline import CycleOptions, run_cycle
-from sidecar.ports import WriteResult
-from tests.helpers import INCIDENTS, T0, TRAIN_HOSTS, read_jsonl, to_events, write_jsonl
+from tests.helpers import (
+    INCIDENTS,
+    T0,
+    TRAIN_HOSTS,
+    ListSink,
+    flagged_in_one_pass,
+    read_jsonl,
+    to_events,
+    write_jsonl,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WHOLE = CycleOptions(read_lag_ms=None, initial_lookback_ms=None)
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.documents: dict[str, dict] = {}
-
-    def write(self, documents):
-        new = [d for d in documents if d[0] not in self.documents]
-        self.documents.update(documents)
-        return WriteResult(len(new), len(documents) - len(new))
 
 
 @pytest.fixture(scope="module")
@@ -151,16 +149,7 @@ def test_train_and_score_from_files_exact_interface(
         assert flagged & set(incident.log_uuids), incident.kind
 
     # Same data and training: the in-process model flags the same events.
-    sink = ListSink()
-    run_cycle(
-        FileSource(to_events(docs)),
-        [NextKeyDetector.from_artifact(trained)],
-        sink,
-        MemoryCheckpoints(),
-        now_ms=T0,
-        options=WHOLE,
-    )
-    assert {d["log_uuid"] for d in sink.documents.values()} == flagged
+    assert flagged_in_one_pass(trained, docs) == flagged
 
 
 def test_bad_lines_are_counted_not_fatal(
