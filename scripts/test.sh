@@ -7,5 +7,5 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$("$root/scripts/bootstrap.sh")"
 cd "$root"
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-"$venv/bin/ruff" check sidecar tests
+"$venv/bin/ruff" check sidecar tests benchmarks
 exec "$venv/bin/python" -m pytest "$@"

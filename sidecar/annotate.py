@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sidecar.encoding.vocabulary import key_label
+from sidecar.encoding.vocabulary import RESERVED, key_label
 from sidecar.types import Detection
 
 __all__ = ["anomaly_id", "anomaly_document"]
@@ -30,7 +30,7 @@ def anomaly_document(
     detection: Detection, detected_at_ms: int, message_excerpt_chars: int = 512
 ) -> dict[str, object]:
     event = detection.event
-    return {
+    document = {
         "@timestamp": event.timestamp_ms,
         "detected_at": detected_at_ms,
         "host": event.host,
@@ -71,3 +71,15 @@ def anomaly_document(
             "start": detection.window[0].timestamp_ms if detection.window else None,
         },
     }
+    match = detection.approximation
+    if match is not None:
+        # How the unseen key was read: the closest known template, and whether it was close
+        # enough to stand in for it (then the verdict is about the matched key).
+        document["template"] = {
+            "text": match.template,
+            "matched": match.key_id >= RESERVED,
+            "closest_key": match.closest_key,
+            "closest_template": match.closest_template,
+            "similarity": match.similarity,
+        }
+    return document

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sidecar import __version__
 from sidecar.errors import ConfigError, ModelError, SidecarError
 from sidecar.logging import configure_logging
+from sidecar.models.registry import build_detector
 from sidecar.settings import Settings, describe_validation_error
 from sidecar.types import CycleReport, InputStats
 
@@ -42,7 +43,6 @@ def _device(settings: Settings) -> torch.device:
 
 def _detectors(settings: Settings):  # -> list[NextKeyDetector]
     from sidecar.models.artifacts import load_artifact
-    from sidecar.models.detector import NextKeyDetector
 
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
@@ -50,7 +50,15 @@ def _detectors(settings: Settings):  # -> list[NextKeyDetector]
     detectors = []
     for name in settings.models:
         artifact = load_artifact(settings.model_dir, name)
-        detectors.append(NextKeyDetector.from_artifact(artifact, settings.top_g, device))
+        detectors.append(
+            build_detector(
+                artifact,
+                settings.top_g,
+                device,
+                settings.template_similarity,
+                settings.min_probability,
+            )
+        )
         log.info(
             "model_loaded",
             model=name,
@@ -61,6 +69,23 @@ def _detectors(settings: Settings):  # -> list[NextKeyDetector]
             device=str(device),
         )
     return detectors
+
+
+def model_config(name: str, settings: Settings):
+    """The training configuration of model `name` from settings."""
+    from sidecar.models.deeplog import DeepLogConfig
+    from sidecar.models.loganomaly import LogAnomalyConfig
+
+    common = {
+        "window_size": settings.window_size,
+        "top_g": settings.top_g,
+        "epochs": settings.train_epochs,
+        "batch_size": settings.train_batch_size,
+        "seed": settings.train_seed,
+    }
+    if name == "loganomaly":
+        return LogAnomalyConfig(**common, similarity_threshold=settings.template_similarity)
+    return DeepLogConfig(**common)
 
 
 def _cycle_options(settings: Settings):
@@ -146,8 +171,7 @@ def _parse_instant(text: str) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from sidecar.models.deeplog import DeepLogConfig
-    from sidecar.training import group_by_host, train_deeplog
+    from sidecar.training import group_by_host, train_model
 
     stats = InputStats()
     if args.from_file:
@@ -170,21 +194,17 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     if not streams:
         print("no events found to train on", file=sys.stderr)
         return 1
-    config = DeepLogConfig(
-        window_size=settings.window_size,
-        top_g=settings.top_g,
-        epochs=settings.train_epochs,
-        seed=settings.train_seed,
-    )
-    artifact = train_deeplog(
-        streams,
-        config,
-        settings.model_dir,
-        data,
-        on_epoch=lambda epoch, loss: log.debug("epoch", epoch=epoch, loss=round(loss, 5)),
-    )
-    print(
-        _dumps(
+    results = []
+    for name in settings.models:
+        artifact = train_model(
+            name,
+            streams,
+            model_config(name, settings),
+            settings.model_dir,
+            data,
+            on_epoch=lambda epoch, loss: log.debug("epoch", epoch=epoch, loss=round(loss, 5)),
+        )
+        results.append(
             {
                 "model": artifact.name,
                 "version": artifact.version,
@@ -193,7 +213,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
                 "training": artifact.manifest["training"],
             }
         )
-    )
+    print(_dumps(results[0] if len(results) == 1 else results))
     return 0
 
 

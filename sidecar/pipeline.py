@@ -112,7 +112,7 @@ def _run(
         from_ms = new_host_from if state.cursor is None else None
         if state.cursor is None and not state.tail and from_ms is not None:
             earlier = source.events_before(host, from_ms, tail_size, report.input)
-            state = HostState(host, None, tuple(e.without_message() for e in earlier))
+            state = HostState(host, None, tuple(e.as_context() for e in earlier))
             states[host] = state
         for page in source.read(host, state.cursor, from_ms, report.upper_bound_ms, report.input):
             batch.add(host, page)

@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 __all__ = ["Settings", "FieldNames", "KNOWN_MODELS", "describe_validation_error", "ENV_PREFIX"]
 
 ENV_PREFIX = "SIDECAR_"
-KNOWN_MODELS = ("deeplog",)
+KNOWN_MODELS = ("deeplog", "loganomaly")
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -100,10 +100,18 @@ class Settings(BaseSettings):
     models: CommaList = Field(default_factory=lambda: ["deeplog"])
     window_size: int = Field(default=10, ge=1, le=1_000)
     top_g: int = Field(default=9, ge=1)
+    # Also flag an event the model gives less than this probability, even inside the top g:
+    # with a small vocabulary the top g reaches down to transitions never seen in training.
+    # 0 keeps the papers' pure top-g rule.
+    min_probability: float = Field(default=0.0, ge=0.0, lt=1.0)
+    # LogAnomaly: an unseen key whose template is at least this similar (cosine) to a known
+    # key's template is read as that key.
+    template_similarity: float = Field(default=0.9, gt=0, le=1)
 
     # --- training -----------------------------------------------------------------------
     train_days: float = Field(default=7.0, gt=0)
-    train_epochs: int = Field(default=30, ge=1, le=10_000)
+    train_epochs: int = Field(default=100, ge=1, le=10_000)
+    train_batch_size: int = Field(default=128, ge=1, le=65_536)
     train_seed: int = 42
 
     # --- runtime ------------------------------------------------------------------------

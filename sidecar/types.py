@@ -15,7 +15,14 @@ __all__ = [
     "ExpectedKey",
     "Detection",
     "DetectionBatch",
+    "TemplateMatch",
+    "CONTEXT_MESSAGE_CHARS",
 ]
+
+
+# Templates are built from the first CONTEXT_MESSAGE_CHARS of a message, so an event read back
+# from a saved tail yields the same template as when it was first read.
+CONTEXT_MESSAGE_CHARS = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +39,16 @@ class LogEvent:
     def position(self) -> Cursor:
         return Cursor(self.timestamp_ms, self.log_uuid)
 
-    def without_message(self) -> LogEvent:
+    def as_context(self) -> LogEvent:
+        """The event as kept in a host's saved tail: the message cut to what a template uses."""
+        message = self.message[:CONTEXT_MESSAGE_CHARS] if self.message else self.message
         return LogEvent(
             self.host,
             self.timestamp_ms,
             self.log_uuid,
             self.event_id,
             self.severity,
-            None,
+            message,
             self.index,
         )
 
@@ -72,7 +81,7 @@ class HostState:
         `cursor` can lie past the last event when the page ended on rejected documents; those
         are counted, and moving past them keeps them from being re-read every cycle.
         """
-        kept = (*self.tail, *(e.without_message() for e in events[-tail_size:]))
+        kept = (*self.tail, *(e.as_context() for e in events[-tail_size:]))
         return HostState(self.host, cursor, kept[-tail_size:] if tail_size else ())
 
 
@@ -148,6 +157,17 @@ class ExpectedKey:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateMatch:
+    """How an event with an unseen key was read: its template and the closest known one."""
+
+    template: str
+    key_id: int  # the matched key, or the unknown slot when nothing was close enough
+    closest_key: str | None
+    closest_template: str | None
+    similarity: float
+
+
+@dataclass(frozen=True, slots=True)
 class Detection:
     """One anomalous event as a detector sees it; `annotate` turns it into a document."""
 
@@ -164,6 +184,7 @@ class Detection:
     expected: tuple[ExpectedKey, ...]
     window_size: int
     top_g: int
+    approximation: TemplateMatch | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from sidecar.events import parse_event
 from sidecar.files.sink import MemoryCheckpoints
 from sidecar.files.source import FileSource
 from sidecar.models.artifacts import ModelArtifact
-from sidecar.models.detector import NextKeyDetector
+from sidecar.models.registry import build_detector
 from sidecar.pipeline import CycleOptions, run_cycle
 from sidecar.ports import WriteResult
 from sidecar.settings import FieldNames
@@ -61,7 +61,7 @@ def flagged_in_one_pass(trained: ModelArtifact, docs: list[dict[str, object]]) -
     sink = ListSink()
     run_cycle(
         FileSource(to_events(docs)),
-        [NextKeyDetector.from_artifact(trained)],
+        [build_detector(trained)],
         sink,
         MemoryCheckpoints(),
         now_ms=T0,

@@ -28,7 +28,14 @@ def state_document(state: HostState, now_ms: int) -> dict[str, object]:
         "cursor_log_uuid": state.cursor.log_uuid if state.cursor else None,
         "updated_at": now_ms,
         "tail": [
-            {"t": e.timestamp_ms, "u": e.log_uuid, "e": e.event_id, "s": e.severity, "i": e.index}
+            {
+                "t": e.timestamp_ms,
+                "u": e.log_uuid,
+                "e": e.event_id,
+                "s": e.severity,
+                "i": e.index,
+                "m": e.message,
+            }
             for e in state.tail
         ],
     }
@@ -40,7 +47,7 @@ def state_from_document(doc: dict) -> HostState:
     if doc.get("cursor_timestamp_ms") is not None and doc.get("cursor_log_uuid") is not None:
         cursor = Cursor(int(doc["cursor_timestamp_ms"]), str(doc["cursor_log_uuid"]))
     tail = tuple(
-        LogEvent(host, int(t["t"]), str(t["u"]), str(t["e"]), str(t["s"]), None, t.get("i"))
+        LogEvent(host, int(t["t"]), str(t["u"]), str(t["e"]), str(t["s"]), t.get("m"), t.get("i"))
         for t in doc.get("tail") or []
     )
     return HostState(host, cursor, tail)

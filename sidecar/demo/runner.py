@@ -33,7 +33,7 @@ from sidecar.demo.generator import (
 from sidecar.devnode import OpenSearchNode
 from sidecar.logging import configure_logging
 from sidecar.models.deeplog import DeepLogConfig
-from sidecar.models.detector import NextKeyDetector
+from sidecar.models.registry import build_detector
 from sidecar.scheduler import run_every
 from sidecar.settings import Settings
 from sidecar.training import train_deeplog
@@ -132,7 +132,7 @@ def _demo(node: OpenSearchNode, workdir: Path, hosts: int, cycles: int, keep_nod
     )
 
     install_templates(client, settings.anomaly_index, settings.state_index)
-    detectors = [NextKeyDetector.from_artifact(artifact, settings.top_g)]
+    detectors = [build_detector(artifact, settings.top_g)]
     incidents: list[Incident] = []
     clocks = {p.name: 0 for p in profiles}
     cycle_no = 0

@@ -22,11 +22,22 @@ from sidecar import __version__
 from sidecar.encoding.vocabulary import Vocabulary
 from sidecar.errors import ModelError
 from sidecar.models.deeplog import DeepLogConfig, DeepLogNet, TrainingSummary
+from sidecar.models.loganomaly import LogAnomalyConfig, LogAnomalyNet
 
-__all__ = ["FORMAT_VERSION", "ModelArtifact", "save_artifact", "load_artifact", "latest_version"]
+__all__ = [
+    "FORMAT_VERSION",
+    "ModelArtifact",
+    "ModelConfig",
+    "save_artifact",
+    "load_artifact",
+    "latest_version",
+]
 
 FORMAT_VERSION = 1
 _LATEST = "LATEST"
+
+
+ModelConfig = DeepLogConfig | LogAnomalyConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +45,8 @@ class ModelArtifact:
     name: str
     version: str
     vocabulary: Vocabulary
-    config: DeepLogConfig
-    net: DeepLogNet
+    config: ModelConfig
+    net: torch.nn.Module
     manifest: dict[str, object]
 
 
@@ -48,12 +59,14 @@ def _weights_bytes(net: torch.nn.Module) -> bytes:
 def save_artifact(
     model_dir: Path,
     name: str,
-    net: DeepLogNet,
+    net: torch.nn.Module,
     vocabulary: Vocabulary,
-    config: DeepLogConfig,
+    config: ModelConfig,
     summary: TrainingSummary,
     training_data: dict[str, object],
+    extra: dict[str, object] | None = None,
 ) -> ModelArtifact:
+    """`extra` holds model-specific JSON (LogAnomaly's words and key templates)."""
     weights = _weights_bytes(net)
     digest = hashlib.sha256(weights).hexdigest()
     created = datetime.now(UTC)
@@ -70,6 +83,7 @@ def save_artifact(
         "vocabulary": vocabulary.to_json(),
         "training": summary.to_json(),
         "training_data": training_data,
+        **(extra or {}),
     }
     home = model_dir / name
     home.mkdir(parents=True, exist_ok=True)
@@ -110,8 +124,17 @@ def load_artifact(model_dir: Path, name: str, version: str | None = None) -> Mod
     if hashlib.sha256(weights).hexdigest() != manifest.get("weights_sha256"):
         raise ModelError(f"model {where}: weights do not match the manifest checksum")
     vocabulary = Vocabulary.from_json(manifest["vocabulary"])
-    config = DeepLogConfig.from_json(manifest["config"])
-    net = DeepLogNet.from_config(vocabulary.size, config)
+    config: ModelConfig
+    net: torch.nn.Module
+    if manifest.get("model") == "deeplog":
+        config = DeepLogConfig.from_json(manifest["config"])
+        net = DeepLogNet.from_config(vocabulary.size, config)
+    elif manifest.get("model") == "loganomaly":
+        config = LogAnomalyConfig.from_json(manifest["config"])
+        words = len(manifest["semantics"]["words"])
+        net = LogAnomalyNet.from_config(vocabulary.size, config, words)
+    else:
+        raise ModelError(f"model {where}: unknown model kind {manifest.get('model')!r}")
     state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     try:
         net.load_state_dict(state)

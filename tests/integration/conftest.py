@@ -20,7 +20,7 @@ from sidecar.cli import cluster_cycle
 from sidecar.cluster.bootstrap import install_templates
 from sidecar.devnode import OpenSearchNode
 from sidecar.models.artifacts import ModelArtifact
-from sidecar.models.detector import NextKeyDetector
+from sidecar.models.registry import build_detector
 from sidecar.settings import Settings
 from sidecar.types import CycleReport
 
@@ -56,9 +56,10 @@ class Deployment:
     def logs(self) -> str:
         return f"{self.prefix}-logs-a"
 
-    def cycle(self) -> CycleReport:
-        detector = NextKeyDetector.from_artifact(self.trained, self.settings.top_g)
-        return cluster_cycle(self.settings, self.client, [detector], threading.Event())
+    def cycle(self, *artifacts: ModelArtifact) -> CycleReport:
+        """One cycle with the given models (DeepLog alone by default)."""
+        detectors = [build_detector(a, self.settings.top_g) for a in artifacts or (self.trained,)]
+        return cluster_cycle(self.settings, self.client, detectors, threading.Event())
 
     def anomalies(self) -> list[dict]:
         self.client.indices.refresh(index=self.settings.anomaly_index)

@@ -294,3 +294,29 @@ def test_a_rejected_write_leaves_every_cursor_where_it_was(deployment: Deploymen
     flagged = {a["log_uuid"] for a in deployment.anomalies()}
     assert all(flagged & set(i.log_uuids) for i in incidents)
     assert len(deployment.states()) == TRAIN_HOSTS
+
+
+def test_deeplog_and_loganomaly_each_write_their_own_annotations(
+    deployment: Deployment, trained_loganomaly
+) -> None:
+    docs, incidents = batch(9, T0 + 10**8, INCIDENTS, events=200)
+    index_documents(deployment.client, deployment.logs, docs)
+
+    report = deployment.cycle(deployment.trained, trained_loganomaly)
+
+    assert report.events_scored == {"deeplog": len(docs), "loganomaly": len(docs)}
+    anomalies = deployment.anomalies()
+    by_model: dict[str, set[str]] = {}
+    for a in anomalies:
+        by_model.setdefault(a["model"]["name"], set()).add(a["log_uuid"])
+        assert a["_id"].startswith(a["model"]["name"] + "-")
+    assert set(by_model) == {"deeplog", "loganomaly"}
+    for incident in incidents:
+        for model, flagged in by_model.items():
+            assert flagged & set(incident.log_uuids), f"{model} missed {incident.kind}"
+    cleared = next(i for i in incidents if i.kind == "audit_log_cleared").log_uuids[0]
+    (doc,) = [
+        a for a in anomalies if a["log_uuid"] == cleared and a["model"]["name"] == "loganomaly"
+    ]
+    assert doc["reason"] == "unseen_key" and doc["template"]["matched"] is False
+    assert doc["template"]["text"].startswith("The audit log was cleared")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sidecar.annotate import anomaly_document, anomaly_id
 from sidecar.cluster.bootstrap import load_template
-from sidecar.types import Detection, ExpectedKey, LogEvent
+from sidecar.types import Detection, ExpectedKey, LogEvent, TemplateMatch
 
 
 def detection(message: str | None = "An account failed to log on.") -> Detection:
@@ -23,6 +23,9 @@ def detection(message: str | None = "An account failed to log on.") -> Detection
         expected=(ExpectedKey("4634/success", "4634", "success", 0.9),),
         window_size=10,
         top_g=9,
+        approximation=TemplateMatch(
+            "An account failed to log on as <*>", 3, "4625/failure", "An account failed <*>", 0.93
+        ),
     )
 
 
@@ -84,3 +87,14 @@ def test_ids_are_deterministic_per_model_and_event() -> None:
     assert anomaly_id("deeplog", "uuid-1") != anomaly_id("loganomaly", "uuid-1")
     assert anomaly_id("deeplog", "uuid-1") != anomaly_id("deeplog", "uuid-2")
     assert len(anomaly_id("deeplog", "u" * 10_000).encode()) < 512
+
+
+def test_an_approximated_key_names_the_matched_template_and_similarity() -> None:
+    doc = anomaly_document(detection(), 3_000)
+    assert doc["template"] == {
+        "text": "An account failed to log on as <*>",
+        "matched": True,
+        "closest_key": "4625/failure",
+        "closest_template": "An account failed <*>",
+        "similarity": 0.93,
+    }

@@ -20,6 +20,7 @@ from sidecar.models.deeplog import (
 )
 from sidecar.models.detector import REASON_NOT_IN_TOP_G, REASON_UNSEEN_KEY, NextKeyDetector
 from sidecar.models.nextkey import score_next_keys
+from sidecar.models.registry import build_detector
 from sidecar.types import HostSequence, LogEvent
 
 CYCLE = ["a", "b", "c", "d", "e", "f"]
@@ -44,7 +45,7 @@ def cyclic_detector(tmp_path_factory: pytest.TempPathFactory) -> NextKeyDetector
     artifact = save_artifact(
         tmp_path_factory.mktemp("m"), "deeplog", net, vocab, config, TrainingSummary(), {}
     )
-    return NextKeyDetector.from_artifact(artifact)
+    return build_detector(artifact)
 
 
 def test_training_pairs_are_distinct_and_weighted() -> None:
@@ -102,7 +103,7 @@ def test_deduplicated_batch_scoring_matches_a_naive_per_window_loop(
     windows = rng.integers(2, 8, size=(500, 4))
     windows[::3] = windows[0]  # many repeats, as in real logs
     targets = rng.integers(1, 8, size=500)
-    model = cyclic_detector._model
+    model = cyclic_detector.model
     batched = score_next_keys(model, windows, targets, 2, batch_size=7)
     with torch.inference_mode():
         for i in range(len(targets)):

@@ -15,7 +15,7 @@ from sidecar.demo.generator import documents_with_incidents, fleet
 from sidecar.files.sink import MemoryCheckpoints
 from sidecar.files.source import FileSource
 from sidecar.models.artifacts import ModelArtifact
-from sidecar.models.detector import NextKeyDetector
+from sidecar.models.registry import build_detector
 from sidecar.pipeline import CycleOptions, run_cycle
 from tests.helpers import (
     INCIDENTS,
@@ -44,7 +44,7 @@ def test_every_injected_incident_is_flagged_and_normal_hosts_stay_quiet(trained,
     sink = ListSink()
     report = run_cycle(
         FileSource(to_events(docs)),
-        [NextKeyDetector.from_artifact(trained)],
+        [build_detector(trained)],
         sink,
         MemoryCheckpoints(),
         now_ms=T0 + 10**9,
@@ -63,7 +63,7 @@ def test_every_injected_incident_is_flagged_and_normal_hosts_stay_quiet(trained,
 def test_scoring_in_several_cycles_flags_exactly_what_one_pass_flags(trained, live) -> None:
     docs, _ = live
     events = to_events(docs)
-    detector = NextKeyDetector.from_artifact(trained)
+    detector = build_detector(trained)
     one_pass = ListSink()
     run_cycle(
         FileSource(events),
@@ -96,7 +96,7 @@ def test_a_cycle_with_nothing_new_writes_nothing(trained, live) -> None:
     docs, _ = live
     source = FileSource(to_events(docs))
     checkpoints, sink = MemoryCheckpoints(), ListSink()
-    detector = NextKeyDetector.from_artifact(trained)
+    detector = build_detector(trained)
     first = run_cycle(source, [detector], sink, checkpoints, now_ms=T0 + 10**9, options=WHOLE)
     second = run_cycle(source, [detector], sink, checkpoints, now_ms=T0 + 10**9, options=WHOLE)
     assert first.events_read == len(docs)
@@ -104,11 +104,17 @@ def test_a_cycle_with_nothing_new_writes_nothing(trained, live) -> None:
     assert sum(second.anomalies_written.values()) == 0
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIDECAR_")}
+    env.update(extra)
     return subprocess.run(
         [sys.executable, "-m", "sidecar", *args],
-        env={**env, "PYTHONPATH": str(ROOT), "SIDECAR_TRAIN_EPOCHS": "30"},
+        env={
+            **env,
+            "PYTHONPATH": str(ROOT),
+            "SIDECAR_TRAIN_EPOCHS": "30",
+            "SIDECAR_TRAIN_BATCH_SIZE": "512",
+        },
         capture_output=True,
         text=True,
         timeout=600,
@@ -170,3 +176,36 @@ def test_bad_lines_are_counted_not_fatal(
     summary = orjson.loads(result.stdout)
     assert summary["rejected"] == {"invalid_json": 1, "not_an_object": 1, "missing_timestamp": 1}
     assert [line["log_uuid"] for line in read_jsonl(out)] == ["a"]
+
+
+def test_both_models_train_and_score_from_files_under_their_own_names(
+    tmp_path: Path, training_file: Path, live
+) -> None:
+    docs, incidents = live
+    events_file = write_jsonl(tmp_path / "events.jsonl", docs)
+    model_dir, out = tmp_path / "models", tmp_path / "anomalies.jsonl"
+    both = {"SIDECAR_MODELS": "deeplog,loganomaly"}
+
+    trained = _cli(
+        "train", "--from-file", str(training_file), "--model-dir", str(model_dir), **both
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert [m["model"] for m in orjson.loads(trained.stdout)] == ["deeplog", "loganomaly"]
+    scored = _cli(
+        "score",
+        "--from-file",
+        str(events_file),
+        "--model-dir",
+        str(model_dir),
+        "--to-file",
+        str(out),
+        **both,
+    )
+    assert scored.returncode == 0, scored.stderr
+
+    by_model: dict[str, set[str]] = {}
+    for line in read_jsonl(out):
+        by_model.setdefault(line["model"]["name"], set()).add(line["log_uuid"])
+    assert set(by_model) == {"deeplog", "loganomaly"}
+    for incident in incidents:
+        assert by_model["loganomaly"] & set(incident.log_uuids), incident.kind

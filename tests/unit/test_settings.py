@@ -122,3 +122,8 @@ def test_a_missing_model_is_a_clear_error_not_a_traceback(tmp_path: Path) -> Non
     assert result.returncode == 1
     assert "run `train` first" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_both_detectors_can_be_selected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIDECAR_MODELS", "deeplog, LogAnomaly")
+    assert load_settings().models == ["deeplog", "loganomaly"]

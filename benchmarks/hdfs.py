@@ -1,0 +1,409 @@
+"""Detection quality on the DeepLog HDFS benchmark split (../shared/data/hdfs).
+
+Trains each model on train_normal.txt, scores every window of every session of dev_normal.txt
+and dev_abnormal.txt (a session is anomalous when any of its events is flagged), and prints per
+model: false-positive rate on normal sessions, recall on abnormal sessions, precision and F1
+projected onto the DeepLog paper's test balance, training and scoring time, events/s, and the
+trade-off as g varies. The sessions also run once through the embedded mode
+(`python -m sidecar score`) as seed-shaped documents, and its verdicts must equal these.
+
+    python benchmarks/hdfs.py                       # both models, writes benchmarks/results/
+    python benchmarks/hdfs.py --models deeplog --epochs 10 --no-write
+
+Run through the project's virtualenv: `./scripts/bench.sh hdfs`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sidecar.cli import main as sidecar_cli
+from sidecar.encoding.vocabulary import UNKNOWN
+from sidecar.encoding.windows import windows_with_targets
+from sidecar.models.deeplog import DeepLogConfig
+from sidecar.models.detector import NextKeyDetector
+from sidecar.models.loganomaly import LogAnomalyConfig, count_bursts
+from sidecar.models.nextkey import score_next_keys
+from sidecar.models.registry import build_detector
+from sidecar.training import train_model
+from sidecar.types import HostSequence, LogEvent
+
+# DeepLog paper test set (HDFS): 553,366 normal and 16,838 abnormal sessions.
+PAPER_NORMAL, PAPER_ABNORMAL = 553_366, 16_838
+PUBLISHED = {
+    "DeepLog paper (CCS'17)": {"precision": 0.95, "recall": 0.96, "f1": 0.96},
+    "logdeep DeepLog": {"precision": 0.958, "recall": 0.933, "f1": 0.945},
+    "logdeep LogAnomaly": {"precision": 0.969, "recall": 0.983, "f1": 0.976},
+}
+SEED = 42
+
+
+def load_templates(data: Path) -> dict[str, str]:
+    with (data / "templates.csv").open() as handle:
+        return {row["EventId"]: row["EventTemplate"] for row in csv.DictReader(handle)}
+
+
+def load_sessions(path: Path) -> list[list[int]]:
+    return [[int(k) for k in line.split()] for line in path.read_text().splitlines() if line]
+
+
+END_EVENT_ID = "E_end"
+END_MESSAGE = "Block session closed"
+
+
+def session_events(
+    split: str, sessions: list[list[int]], templates: dict[str, str], session_end: bool
+) -> dict[str, list[LogEvent]]:
+    """Each session (one HDFS block) as one host's stream, in the seed's document shape.
+
+    With `session_end`, each stream closes with an explicit end event: a block's lifecycle is
+    finite, and many abnormal blocks are abnormal because they stop early (`22 5`), which no
+    window of their events can show.
+    """
+    streams: dict[str, list[LogEvent]] = {}
+    for i, keys in enumerate(sessions):
+        host = f"{split}-{i:05d}"
+        ids = [(f"E{k}", templates.get(f"E{k}", "")) for k in keys]
+        if session_end:
+            ids.append((END_EVENT_ID, END_MESSAGE))
+        streams[host] = [
+            LogEvent(
+                host,
+                1_600_000_000_000 + j,
+                f"{host}-{j:03d}",
+                event_id,
+                "info",
+                message,
+                f"hdfs-{split}",
+            )
+            for j, (event_id, message) in enumerate(ids)
+        ]
+    return streams
+
+
+def documents(streams: dict[str, list[LogEvent]]) -> list[dict[str, object]]:
+    return [
+        {
+            "_zl_timestamp": str(e.timestamp_ms),
+            "log_uuid": e.log_uuid,
+            "HOSTNAME": e.host,
+            "EVENTID": e.event_id,
+            "SEVERITY": e.severity,
+            "MESSAGE": e.message,
+        }
+        for stream in streams.values()
+        for e in stream
+    ]
+
+
+def per_event_scores(detector: NextKeyDetector, streams: dict[str, list[LogEvent]], g_max: int):
+    """Ranks (0 = unseen key) and burst flags for every event, with the session of each."""
+    windows, targets, owners = [], [], []
+    for n, stream in enumerate(streams.values()):
+        keys, _ = detector.encode(stream)
+        w, t = windows_with_targets(np.empty(0, dtype=np.int64), keys, detector.window_size)
+        windows.append(w)
+        targets.append(t)
+        owners.append(np.full(len(t), n))
+    w, t = np.concatenate(windows), np.concatenate(targets)
+    scores = score_next_keys(detector.model, w, t, g_max, batch_size=detector.batch_size)
+    rank = np.where(t == UNKNOWN, 0, scores.rank)
+    probability = np.where(t == UNKNOWN, 0.0, scores.probability)
+    bursts = np.zeros(len(t), dtype=bool)
+    if detector.count_limits is not None:
+        bursts = count_bursts(w, t, detector.count_limits) & (t != UNKNOWN)
+    return rank, probability, bursts, np.concatenate(owners)
+
+
+def flagged_sessions(scored, sessions: int, g: int, min_probability: float) -> np.ndarray:
+    rank, probability, bursts, owners = scored
+    event_flags = (rank == 0) | (rank > g) | bursts | (probability < min_probability)
+    flagged = np.zeros(sessions, dtype=bool)
+    flagged[owners[event_flags]] = True
+    return flagged
+
+
+def projected(fpr: float, recall: float) -> dict[str, float]:
+    tp, fp = recall * PAPER_ABNORMAL, fpr * PAPER_NORMAL
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": round(precision, 4), "f1": round(f1, 4)}
+
+
+def verdict_digest(hosts: list[str], flags: np.ndarray) -> str:
+    return hashlib.sha256(
+        "\n".join(h for h, f in zip(hosts, flags, strict=True) if f).encode()
+    ).hexdigest()[:16]
+
+
+def embedded_verdicts(
+    model: str, model_dir: Path, top_g: int, min_probability: float, streams, workdir: Path
+) -> set[str]:
+    """Hosts (sessions) the embedded mode flags, through the real CLI in this process."""
+    events_file = workdir / "dev.jsonl"
+    if not events_file.exists():
+        events_file.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in documents(streams)))
+    out = workdir / f"{model}-anomalies.jsonl"
+    os.environ.update(
+        {
+            "SIDECAR_MODELS": model,
+            "SIDECAR_TOP_G": str(top_g),
+            "SIDECAR_MIN_PROBABILITY": str(min_probability),
+            "SIDECAR_LOG_LEVEL": "WARNING",
+            "SIDECAR_LOG_FORMAT": "json",
+        }
+    )
+    code = sidecar_cli(
+        [
+            "score",
+            "--from-file",
+            str(events_file),
+            "--to-file",
+            str(out),
+            "--model-dir",
+            str(model_dir),
+        ]
+    )
+    assert code == 0, f"embedded scoring failed with {code}"
+    return {orjson.loads(line)["host"] for line in out.read_bytes().splitlines() if line}
+
+
+def config_for(model: str, args: argparse.Namespace):
+    # A fixed number of epochs (no early stop), chosen on dev: see docs/hdfs-benchmark.md.
+    common = {
+        "window_size": args.window,
+        "top_g": args.g,
+        "epochs": args.epochs,
+        "batch_size": args.batch,
+        "seed": SEED,
+        "patience": args.epochs,
+    }
+    if model == "loganomaly":
+        return LogAnomalyConfig(**common)
+    return DeepLogConfig(**common)
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    torch.manual_seed(SEED)
+    data = Path(args.data)
+    templates = load_templates(data)
+    end = args.session_end
+    train = session_events("train", load_sessions(data / "train_normal.txt"), templates, end)
+    normal = session_events("normal", load_sessions(data / "dev_normal.txt"), templates, end)
+    abnormal = session_events("abnormal", load_sessions(data / "dev_abnormal.txt"), templates, end)
+    dev = {**normal, **abnormal}
+    dev_hosts = list(dev)
+    is_abnormal = np.array([h.startswith("abnormal") for h in dev_hosts])
+    dev_events = sum(len(s) for s in dev.values())
+    train_events = sum(len(s) for s in train.values())
+    print(
+        f"train: {len(train)} sessions / {train_events:,} events; dev: {len(normal)} normal + "
+        f"{len(abnormal)} abnormal sessions / {dev_events:,} events; h={args.window}, "
+        f"g={args.g}, min probability={args.min_probability}, epochs={args.epochs}, "
+        f"batch={args.batch}, session end event: {args.session_end}, "
+        f"torch threads={torch.get_num_threads()}"
+    )
+
+    results: dict[str, object] = {
+        "data": {
+            "train_sessions": len(train),
+            "train_events": train_events,
+            "dev_normal_sessions": len(normal),
+            "dev_abnormal_sessions": len(abnormal),
+            "dev_events": dev_events,
+        },
+        "settings": {
+            "window_size": args.window,
+            "top_g": args.g,
+            "epochs": args.epochs,
+            "batch_size": args.batch,
+            "min_probability": args.min_probability,
+            "seed": SEED,
+            "session_end_event": args.session_end,
+            "torch_threads": torch.get_num_threads(),
+        },
+        "published": PUBLISHED,
+        "models": {},
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="hdfs-bench-"))
+    for model in args.models:
+        started = time.perf_counter()
+        artifact = train_model(
+            model,
+            train,
+            config_for(model, args),
+            workdir / "models",
+            {"source": "hdfs train_normal.txt"},
+        )
+        train_s = time.perf_counter() - started
+        detector = build_detector(artifact, args.g, min_probability=args.min_probability)
+
+        scored = per_event_scores(detector, dev, args.g_max)
+        curves: dict[str, list[dict[str, object]]] = {}
+        for label, floor in (("top_g_only", 0.0), ("with_min_probability", args.min_probability)):
+            curves[label] = []
+            for g in range(1, args.g_max + 1):
+                flags = flagged_sessions(scored, len(dev_hosts), g, floor)
+                fpr = float(flags[~is_abnormal].mean())
+                recall = float(flags[is_abnormal].mean())
+                curves[label].append(
+                    {
+                        "g": g,
+                        "fpr": round(fpr, 5),
+                        "recall": round(recall, 5),
+                        "false_positive_sessions": int(flags[~is_abnormal].sum()),
+                        **projected(fpr, recall),
+                    }
+                )
+
+        # The product's path (batched detect over all sessions), timed, at the chosen g.
+        started = time.perf_counter()
+        batch = detector.detect([HostSequence(h, (), s) for h, s in dev.items()])
+        score_s = time.perf_counter() - started
+        product_flags = np.isin(dev_hosts, list({d.event.host for d in batch.detections}))
+        expected = flagged_sessions(scored, len(dev_hosts), args.g, args.min_probability)
+        assert np.array_equal(product_flags, expected), "detect() disagrees with the rank sweep"
+
+        embedded = embedded_verdicts(
+            model, workdir / "models", args.g, args.min_probability, dev, workdir
+        )
+        embedded_flags = np.isin(dev_hosts, list(embedded))
+        assert np.array_equal(embedded_flags, product_flags), "embedded mode verdicts differ"
+
+        fpr = float(product_flags[~is_abnormal].mean())
+        recall = float(product_flags[is_abnormal].mean())
+        summary = {
+            "version": artifact.version,
+            "keys": artifact.vocabulary.known,
+            "fpr": round(fpr, 5),
+            "recall": round(recall, 5),
+            "false_positive_sessions": int(product_flags[~is_abnormal].sum()),
+            "missed_abnormal_sessions": int((~product_flags[is_abnormal]).sum()),
+            **projected(fpr, recall),
+            "train_seconds": round(train_s, 2),
+            "epochs_run": artifact.manifest["training"]["epochs_run"],
+            "loss_curve": artifact.manifest["training"]["losses"],
+            "distinct_training_windows": artifact.manifest["training"]["distinct_windows"],
+            "score_seconds": round(score_s, 3),
+            "events_per_second": round(batch.scored / score_s),
+            "embedded_mode_matches": True,
+            "verdict_digest": verdict_digest(dev_hosts, product_flags),
+            "g_curves": curves,
+        }
+        results["models"][model] = summary  # type: ignore[index]
+        print(
+            f"\n{model}: FPR {fpr:.4%} ({summary['false_positive_sessions']}/{len(normal)}), "
+            f"recall {recall:.4%} ({summary['missed_abnormal_sessions']} missed), projected "
+            f"P {summary['precision']:.3f} F1 {summary['f1']:.3f}; train {train_s:.1f}s "
+            f"({summary['epochs_run']} epochs), scoring {score_s:.2f}s = "
+            f"{summary['events_per_second']:,} events/s; embedded mode: same verdicts; "
+            f"digest {summary['verdict_digest']}"
+        )
+        for label, curve in curves.items():
+            print(f"  {label}:")
+            print("     g  " + "  ".join(f"{c['g']:>6}" for c in curve))
+            print("   FPR  " + "  ".join(f"{c['fpr']:>6.2%}" for c in curve))
+            print("   rec  " + "  ".join(f"{c['recall']:>6.2%}" for c in curve))
+    print(
+        "\npublished (full test set):",
+        ", ".join(
+            f"{k} P {v['precision']} R {v['recall']} F1 {v['f1']}" for k, v in PUBLISHED.items()
+        ),
+    )
+    return results
+
+
+def markdown(results: dict[str, object]) -> str:
+    s = results["settings"]
+    lines = [
+        "# HDFS benchmark (generated by `benchmarks/hdfs.py`)",
+        "",
+        f"Train on `train_normal.txt` ({results['data']['train_sessions']:,} sessions), score "
+        f"every window of every session of `dev_normal.txt` ({results['data']['dev_normal_sessions']}) "
+        f"and `dev_abnormal.txt` ({results['data']['dev_abnormal_sessions']:,}); h={s['window_size']}, "
+        f"g={s['top_g']}, minimum probability {s['min_probability']:g}, epochs at most "
+        f"{s['epochs']} (batch {s['batch_size']}), seed {s['seed']}, session end event: "
+        f"{s['session_end_event']}, "
+        f"{s['torch_threads']} torch threads. Precision and F1 are projected onto the DeepLog paper's "
+        f"test balance ({PAPER_NORMAL:,} normal / {PAPER_ABNORMAL:,} abnormal sessions).",
+        "",
+        "| model | FPR (dev normal) | recall (dev abnormal) | projected P | projected F1 | "
+        "train s | epochs | score s | events/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, m in results["models"].items():
+        lines.append(
+            f"| {name} | {m['fpr']:.3%} ({m['false_positive_sessions']}) | {m['recall']:.3%} | "
+            f"{m['precision']:.3f} | {m['f1']:.3f} | {m['train_seconds']} | {m['epochs_run']} | "
+            f"{m['score_seconds']} | {m['events_per_second']:,} |"
+        )
+    for name, p in PUBLISHED.items():
+        lines.append(
+            f"| {name} (published, full test set) | | {p['recall']} | {p['precision']} | "
+            f"{p['f1']} | | | | |"
+        )
+    lines += ["", "## Recall and FPR as g varies", ""]
+    for name, m in results["models"].items():
+        pure, floored = m["g_curves"]["top_g_only"], m["g_curves"]["with_min_probability"]
+        lines += [
+            f"### {name}",
+            "",
+            f"| g | FPR, top-g only | recall, top-g only | FPR, + p < {s['min_probability']:g} | "
+            f"recall, + p < {s['min_probability']:g} |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {a['g']} | {a['fpr']:.3%} | {a['recall']:.3%} | {b['fpr']:.3%} | {b['recall']:.3%} |"
+            for a, b in zip(pure, floored, strict=True)
+        ]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "hdfs"))
+    parser.add_argument("--models", default="deeplog,loganomaly")
+    parser.add_argument("--window", type=int, default=10)
+    parser.add_argument("--g", type=int, default=7)
+    parser.add_argument("--min-probability", type=float, default=3e-4)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--g-max", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "hdfs.json"))
+    parser.add_argument("--doc", default=str(ROOT / "docs" / "hdfs-benchmark.md"))
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--session-end",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="close each session with an explicit end event (default: on)",
+    )
+    args = parser.parse_args()
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    results = run(args)
+    if not args.no_write:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+        Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.doc).write_text(markdown(results) + "\n")
+        print(f"\nwrote {args.out} and {args.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
