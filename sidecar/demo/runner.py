@@ -14,13 +14,14 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
 from opensearchpy import OpenSearch
 from opensearchpy.helpers import bulk
 
-from sidecar.cli import cluster_cycle
+from sidecar.cli import cluster_cycle, model_config
 from sidecar.cluster.bootstrap import install_templates
 from sidecar.cluster.client import make_client
 from sidecar.cluster.reader import ClusterSource
@@ -32,11 +33,10 @@ from sidecar.demo.generator import (
 )
 from sidecar.devnode import OpenSearchNode
 from sidecar.logging import configure_logging
-from sidecar.models.deeplog import DeepLogConfig
 from sidecar.models.registry import build_detector
 from sidecar.scheduler import run_every
 from sidecar.settings import Settings
-from sidecar.training import train_deeplog
+from sidecar.training import train_model
 from sidecar.types import InputStats
 
 __all__ = ["run_demo", "index_documents"]
@@ -46,6 +46,7 @@ log = structlog.get_logger("sidecar.demo")
 HISTORY_INDEX = "demo-logs-history"
 LIVE_INDEX = "demo-logs-live"
 LIVE_PACE_MS = (2, 20)
+MODELS = ("deeplog", "loganomaly")
 # Which incident lands in which cycle's batch (host index, kind).
 INCIDENT_PLAN = [
     [(1, "audit_log_cleared"), (3, "brute_force")],
@@ -112,27 +113,29 @@ def _demo(node: OpenSearchNode, workdir: Path, hosts: int, cycles: int, keep_nod
         h: [e for page in source.read(h, None, start, end, stats) for e in page.events]
         for h in source.hosts_with_new({}, start, end)
     }
-    artifact = train_deeplog(
-        streams,
-        DeepLogConfig(window_size=settings.window_size, top_g=settings.top_g, epochs=30),
-        settings.model_dir,
-        {
-            "source": "cluster",
-            "indices": settings.watched_indices,
-            "start_ms": start,
-            "end_ms": end,
-        },
-    )
-    training = artifact.manifest["training"]
-    _say(
-        f"[3/5] trained DeepLog {artifact.version} from the cluster: "
-        f"{training['events']:,} events, {artifact.vocabulary.known} log keys, "
-        f"{training['epochs_run']} epochs, loss {training['final_loss']:.3f}, "
-        f"{training['seconds']:.1f}s"
-    )
+    data = {
+        "source": "cluster",
+        "indices": settings.watched_indices,
+        "start_ms": start,
+        "end_ms": end,
+    }
+    detectors = []
+    for step, name in enumerate(MODELS):
+        # Fewer, larger steps than the product's defaults keep the demo quick.
+        config = model_config(name, settings)
+        artifact = train_model(
+            name, streams, replace(config, epochs=30, batch_size=512), settings.model_dir, data
+        )
+        training = artifact.manifest["training"]
+        _say(
+            f"{'[3/5]' if step == 0 else '     '} trained {name} {artifact.version} from the "
+            f"cluster: {training['events']:,} events, {artifact.vocabulary.known} log keys, "
+            f"{training['epochs_run']} epochs, loss {training['final_loss']:.3f}, "
+            f"{training['seconds']:.1f}s"
+        )
+        detectors.append(build_detector(artifact, settings.top_g))
 
     install_templates(client, settings.anomaly_index, settings.state_index)
-    detectors = [build_detector(artifact, settings.top_g)]
     incidents: list[Incident] = []
     clocks = {p.name: 0 for p in profiles}
     cycle_no = 0
@@ -183,28 +186,48 @@ def _report(
     incident_of = {u: i for i in incidents for u in i.log_uuids}
     _say(f"[5/5] findings: {len(hits)} anomalies on {len(by_host)} hosts\n")
     for host, docs in sorted(by_host.items()):
-        reasons = Counter(d["reason"] for d in docs)
         matched = {incident_of[d["log_uuid"]].kind for d in docs if d["log_uuid"] in incident_of}
-        label = (
-            f" <- injected: {', '.join(sorted(matched))}" if matched else " (no incident injected)"
-        )
-        _say(f"  {host}: {len(docs)} anomalies {dict(reasons)}{label}")
-        for d in docs[:3]:
-            expected = ", ".join(f"{e['key']} {e['probability']:.2f}" for e in d["expected"][:3])
-            _say(
-                f"      {d['event']['key']:<18} rank {d['observed']['rank']:>2}  "
-                f"{(d['event']['message'] or '')[:60]!r}  expected: {expected}"
-            )
-        if len(docs) > 3:
-            _say(f"      ... {len(docs) - 3} more")
+        label = f"injected: {', '.join(sorted(matched))}" if matched else "no incident injected"
+        _say(f"  {host} ({label})")
+        for model in MODELS:
+            mine = [d for d in docs if d["model"]["name"] == model]
+            if not mine:
+                continue
+            reasons = dict(Counter(d["reason"] for d in mine))
+            _say(f"    {model}: {len(mine)} anomalies {reasons}")
+            for d in mine[:2]:
+                expected = ", ".join(
+                    f"{e['key']} {e['probability']:.2f}" for e in d["expected"][:3]
+                )
+                _say(
+                    f"      {d['event']['key']:<18} rank {d['observed']['rank']:>2}  "
+                    f"{(d['event']['message'] or '')[:52]!r}  expected: {expected}"
+                )
+            if len(mine) > 2:
+                _say(f"      ... {len(mine) - 2} more")
     flagged = {h["_source"]["log_uuid"] for h in hits}
     found = [i for i in incidents if flagged.intersection(i.log_uuids)]
     _say(f"\nincidents found: {len(found)}/{len(incidents)}")
     for incident in incidents:
-        mark = "found " if incident in found else "MISSED"
+        by = [
+            m
+            for m in MODELS
+            if any(
+                h["_source"]["log_uuid"] in incident.log_uuids
+                and h["_source"]["model"]["name"] == m
+                for h in hits
+            )
+        ]
+        mark = f"found by {' + '.join(by)}" if by else "MISSED"
         _say(f"  [{mark}] {incident.host} {incident.kind}: {incident.description}")
-    flagged_normal = len(flagged - incident_of.keys())
-    _say(f"anomalies outside injected incidents: {flagged_normal}")
+    for model in MODELS:
+        outside = {
+            h["_source"]["log_uuid"]
+            for h in hits
+            if h["_source"]["model"]["name"] == model
+            and h["_source"]["log_uuid"] not in incident_of
+        }
+        _say(f"{model}: anomalies outside injected incidents: {len(outside)}")
     index, watched = settings.anomaly_index, ",".join(settings.watched_indices)
     _say(f"\nwhere to look: index '{index}' at {url}")
     _say(f"  curl '{url}/{index}/_search?q=host:host-003&sort=@timestamp:asc&pretty'")
