@@ -12,8 +12,9 @@ import torch
 from sidecar.encoding.semantics import fit_semantic_space, most_common_templates
 from sidecar.encoding.vocabulary import RESERVED, Vocabulary
 from sidecar.models.artifacts import ModelArtifact, ModelConfig, save_artifact
-from sidecar.models.deeplog import DeepLogConfig, DeepLogNet, train_next_key_model, training_pairs
+from sidecar.models.deeplog import DeepLogConfig, DeepLogNet
 from sidecar.models.loganomaly import LogAnomalyConfig, LogAnomalyNet, count_limits, key_text
+from sidecar.models.nextkey import train_next_key_model, training_pairs
 from sidecar.types import LogEvent
 
 __all__ = ["group_by_host", "train_deeplog", "train_loganomaly", "train_model"]

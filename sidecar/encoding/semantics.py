@@ -16,7 +16,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -86,6 +86,10 @@ class SemanticSpace:
     words: tuple[str, ...]
     word_vectors: np.ndarray  # [V, d], rows L2-normalised
     idf: np.ndarray  # [V]
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {w: i for i, w in enumerate(self.words)})
 
     @property
     def dim(self) -> int:
@@ -93,8 +97,7 @@ class SemanticSpace:
 
     def vector(self, template: str) -> np.ndarray:
         """IDF-weighted mean of known word vectors, normalised; zeros if no word is known."""
-        index = {w: i for i, w in enumerate(self.words)}
-        ids = [index[w] for w in template_words(template) if w in index]
+        ids = [self._index[w] for w in template_words(template) if w in self._index]
         if not ids:
             return np.zeros(self.dim, dtype=np.float32)
         weights = self.idf[ids][:, None]

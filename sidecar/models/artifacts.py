@@ -21,8 +21,9 @@ import torch
 from sidecar import __version__
 from sidecar.encoding.vocabulary import Vocabulary
 from sidecar.errors import ModelError
-from sidecar.models.deeplog import DeepLogConfig, DeepLogNet, TrainingSummary
+from sidecar.models.deeplog import DeepLogConfig, DeepLogNet
 from sidecar.models.loganomaly import LogAnomalyConfig, LogAnomalyNet
+from sidecar.models.nextkey import TrainingSummary
 
 __all__ = [
     "FORMAT_VERSION",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from torch import nn
 
 from sidecar.encoding.semantics import SemanticSpace, mask_message
 from sidecar.encoding.vocabulary import PAD, RESERVED, UNKNOWN, Vocabulary
+from sidecar.models.nextkey import NextKeyConfig
 from sidecar.types import LogEvent, TemplateMatch
 
 __all__ = [
@@ -38,29 +39,11 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class LogAnomalyConfig:
-    window_size: int = 10
-    top_g: int = 9
+class LogAnomalyConfig(NextKeyConfig):
     semantic_dim: int = 32
     hidden_size: int = 64
     num_layers: int = 2
-    epochs: int = 100
-    # Training runs on distinct windows, so an epoch is short; small batches give it enough
-    # optimiser steps (see docs/hdfs-benchmark.md).
-    batch_size: int = 128
-    learning_rate: float = 2e-3
-    seed: int = 42
-    patience: int = 10
-    min_improvement: float = 1e-4
     similarity_threshold: float = 0.9
-
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, object]) -> LogAnomalyConfig:
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
 
 
 class LogAnomalyNet(nn.Module):

@@ -1,4 +1,5 @@
-"""Next-key prediction shared by DeepLog-style detectors: batched, deduplicated scoring.
+"""What DeepLog-style next-key models share: configuration, training on distinct windows,
+and batched, deduplicated scoring.
 
 A verdict depends only on (window, observed key), so each distinct window is run through the
 network once per call, however many hosts or events share it.
@@ -6,15 +7,53 @@ network once per call, however many hosts or events share it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, Self
 
 import numpy as np
 import torch
+from torch import nn
 
 from sidecar.encoding.vocabulary import PAD, UNKNOWN
+from sidecar.encoding.windows import windows_with_targets
 
-__all__ = ["NextKeyModel", "NextKeyScores", "score_next_keys"]
+__all__ = [
+    "NextKeyConfig",
+    "NextKeyModel",
+    "NextKeyScores",
+    "TrainingPairs",
+    "TrainingSummary",
+    "score_next_keys",
+    "train_next_key_model",
+    "training_pairs",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class NextKeyConfig:
+    """What every next-key model shares: the window, the verdict rule and training."""
+
+    window_size: int = 10
+    top_g: int = 9
+    epochs: int = 100
+    # Training runs on distinct windows, so an epoch is short; small batches give it enough
+    # optimiser steps (see docs/benchmarks.md).
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    seed: int = 42
+    # Stop early once the epoch loss has not improved by min_improvement for `patience` epochs.
+    patience: int = 10
+    min_improvement: float = 1e-4
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Self:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
 
 
 class NextKeyModel(Protocol):
@@ -90,3 +129,99 @@ def score_next_keys(
             top_probs[events, :g] = tp[local].cpu().numpy()
     anomalous = (targets == UNKNOWN) | (rank > top_g)
     return NextKeyScores(prob_observed, rank, top_ids, top_probs, anomalous)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingPairs:
+    """Distinct (window, next key) pairs with how often each occurred.
+
+    Logs repeat themselves; training on distinct pairs weighted by their counts optimises the
+    same loss as training on every window, at a fraction of the cost.
+    """
+
+    windows: np.ndarray  # [m, h]
+    targets: np.ndarray  # [m]
+    counts: np.ndarray  # [m]
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+
+def training_pairs(sequences: Iterable[np.ndarray], h: int) -> TrainingPairs:
+    parts = []
+    for keys in sequences:
+        windows, targets = windows_with_targets(np.empty(0, dtype=np.int64), keys, h)
+        if len(targets):
+            parts.append(np.concatenate([windows, targets[:, None]], axis=1))
+    if not parts:
+        raise ValueError("no training windows: the training data holds no events")
+    rows, counts = np.unique(np.concatenate(parts), axis=0, return_counts=True)
+    return TrainingPairs(rows[:, :h].copy(), rows[:, h].copy(), counts.astype(np.int64))
+
+
+@dataclass(slots=True)
+class TrainingSummary:
+    events: int = 0
+    windows: int = 0
+    distinct_windows: int = 0
+    epochs_run: int = 0
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "events": self.events,
+            "windows": self.windows,
+            "distinct_windows": self.distinct_windows,
+            "epochs_run": self.epochs_run,
+            "final_loss": self.losses[-1] if self.losses else None,
+            "losses": [round(x, 6) for x in self.losses],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def train_next_key_model(
+    net: nn.Module,
+    pairs: TrainingPairs,
+    config: NextKeyConfig,
+    *,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> TrainingSummary:
+    """Weighted cross-entropy over distinct pairs with Adam; deterministic for a given seed."""
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    windows = torch.from_numpy(pairs.windows)
+    targets = torch.from_numpy(pairs.targets)
+    weights = torch.from_numpy(pairs.counts).float()
+    optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+    loss_fn = nn.CrossEntropyLoss(reduction="none")
+    summary = TrainingSummary(windows=pairs.total, distinct_windows=len(pairs.targets))
+    best, stale = float("inf"), 0
+    net.train()
+    for epoch in range(config.epochs):
+        order = torch.randperm(len(targets), generator=generator)
+        total_loss = 0.0
+        for start in range(0, len(order), config.batch_size):
+            idx = order[start : start + config.batch_size]
+            w = weights[idx]
+            loss = (loss_fn(net(windows[idx]), targets[idx]) * w).sum() / w.sum()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total_loss += loss.item() * float(w.sum())
+        epoch_loss = total_loss / float(weights.sum())
+        summary.losses.append(epoch_loss)
+        summary.epochs_run = epoch + 1
+        if on_epoch:
+            on_epoch(epoch + 1, epoch_loss)
+        if epoch_loss < best - config.min_improvement:
+            best, stale = epoch_loss, 0
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+    net.eval()
+    summary.seconds = time.perf_counter() - started
+    return summary

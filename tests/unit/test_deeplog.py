@@ -11,15 +11,14 @@ import torch
 from sidecar.encoding.vocabulary import UNKNOWN, Vocabulary
 from sidecar.errors import ModelError
 from sidecar.models.artifacts import load_artifact, save_artifact
-from sidecar.models.deeplog import (
-    DeepLogConfig,
-    DeepLogNet,
+from sidecar.models.deeplog import DeepLogConfig, DeepLogNet
+from sidecar.models.detector import REASON_NOT_IN_TOP_G, REASON_UNSEEN_KEY, NextKeyDetector
+from sidecar.models.nextkey import (
     TrainingSummary,
+    score_next_keys,
     train_next_key_model,
     training_pairs,
 )
-from sidecar.models.detector import REASON_NOT_IN_TOP_G, REASON_UNSEEN_KEY, NextKeyDetector
-from sidecar.models.nextkey import score_next_keys
 from sidecar.models.registry import build_detector
 from sidecar.types import HostSequence, LogEvent
 
