@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = [
     "LogEvent",
@@ -148,8 +149,9 @@ class HostSequence:
     events: list[LogEvent]
 
 
-@dataclass(frozen=True, slots=True)
-class ExpectedKey:
+class ExpectedKey(NamedTuple):
+    """A likely next key. A tuple: detections carry g of these each, so creation must be cheap."""
+
     key: str
     event_id: str
     severity: str

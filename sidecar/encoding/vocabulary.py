@@ -23,7 +23,7 @@ def key_label(event_id: str, severity: str) -> str:
 class Vocabulary:
     """Immutable key <-> id mapping. Ids 0 and 1 are reserved for padding and unknown keys."""
 
-    __slots__ = ("_keys", "_ids", "_counts")
+    __slots__ = ("_keys", "_ids", "_counts", "_labels")
 
     def __init__(self, keys: Sequence[tuple[str, str]], counts: Sequence[int] | None = None):
         self._keys: tuple[tuple[str, str], ...] = tuple((str(e), str(s)) for e, s in keys)
@@ -31,6 +31,8 @@ class Vocabulary:
             raise ValueError("vocabulary keys must be unique")
         self._ids = {key: RESERVED + i for i, key in enumerate(self._keys)}
         self._counts = tuple(counts) if counts is not None else (0,) * len(self._keys)
+        # Labels by id, computed once: annotation looks them up for every expected key.
+        self._labels = ("<pad>", "<unknown>", *(key_label(*k) for k in self._keys))
 
     @classmethod
     def fit(cls, events: Iterable[LogEvent]) -> Vocabulary:
@@ -60,15 +62,12 @@ class Vocabulary:
         )
 
     def key_of(self, key_id: int) -> tuple[str, str] | None:
-        if key_id < RESERVED or key_id >= self.size:
-            return None
-        return self._keys[key_id - RESERVED]
+        if RESERVED <= key_id < RESERVED + len(self._keys):
+            return self._keys[key_id - RESERVED]
+        return None
 
     def label_of(self, key_id: int) -> str:
-        if key_id == PAD:
-            return "<pad>"
-        key = self.key_of(key_id)
-        return "<unknown>" if key is None else key_label(*key)
+        return self._labels[key_id] if 0 <= key_id < len(self._labels) else "<unknown>"
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 from sidecar.encoding.vocabulary import RESERVED, UNKNOWN, Vocabulary, key_label
-from sidecar.encoding.windows import windows_with_targets
+from sidecar.encoding.windows import windows_for_streams
 from sidecar.models.loganomaly import count_bursts
 from sidecar.models.nextkey import NextKeyModel, NextKeyScores, score_next_keys
 from sidecar.types import (
@@ -29,6 +31,17 @@ REASON_UNSEEN_KEY = "unseen_key"
 REASON_NOT_IN_TOP_G = "not_in_top_g"
 REASON_COUNT = "count_anomaly"
 REASON_IMPROBABLE = "improbable"
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class NextKeyDetector:
@@ -59,22 +72,37 @@ class NextKeyDetector:
         self.min_probability = min_probability
         self._device = device or torch.device("cpu")
         self.encode: KeyEncoder = encoder or (lambda events: (vocabulary.encode(events), {}))
+        # (label, EVENTID, SEVERITY) by key id, None for the reserved slots.
+        self._key_names: list[tuple[str, str, str] | None] = [None] * RESERVED + [
+            (vocabulary.label_of(i), *vocabulary.key_of(i))  # type: ignore[misc]
+            for i in range(RESERVED, vocabulary.size)
+        ]
 
     def detect(self, sequences: Sequence[HostSequence]) -> DetectionBatch:
+        # Detections are acyclic; a cyclic-GC pass over a heap of live events costs more than
+        # building them, so collection waits until the batch is done.
+        with gc_paused():
+            return self._detect(sequences)
+
+    def _detect(self, sequences: Sequence[HostSequence]) -> DetectionBatch:
         h = self.window_size
-        all_windows, all_targets, spans = [], [], []
-        for seq in sequences:
-            if not seq.events:
-                continue
-            context_keys, _ = self.encode(seq.context[-h:])
-            keys, matches = self.encode(seq.events)
-            windows, targets = windows_with_targets(context_keys, keys, h)
-            all_windows.append(windows)
-            all_targets.append(targets)
-            spans.append((seq, keys, matches))
+        spans = [seq for seq in sequences if seq.events]
         if not spans:
             return DetectionBatch([], 0)
-        windows, targets = np.concatenate(all_windows), np.concatenate(all_targets)
+        # One encode call for every host's context tail and new events, then one windowing
+        # pass: per-host Python work stays O(hosts), per-event work stays in numpy.
+        layout: list[LogEvent] = []
+        bounds = []
+        for seq in spans:
+            start = len(layout)
+            layout.extend(seq.context[-h:])
+            middle = len(layout)
+            layout.extend(seq.events)
+            bounds.append((start, middle, len(layout)))
+        ids, all_matches = self.encode(layout)
+        contexts = [ids[a:b] for a, b, _ in bounds]
+        streams = [ids[b:c] for _, b, c in bounds]
+        windows, targets = windows_for_streams(contexts, streams, h)
         scores = score_next_keys(
             self.model,
             windows,
@@ -90,7 +118,7 @@ class NextKeyDetector:
         anomalous = scores.anomalous | bursts | improbable
         detections: list[Detection] = []
         offset = 0
-        for seq, keys, matches in spans:
+        for seq, (_, middle, _) in zip(spans, bounds, strict=True):
             n = len(seq.events)
             flagged = np.flatnonzero(anomalous[offset : offset + n])
             if len(flagged):
@@ -100,8 +128,8 @@ class NextKeyDetector:
                     detections.append(
                         self._detection(
                             seq.events[i],
-                            int(keys[i]),
-                            matches.get(int(i)),
+                            int(targets[offset + i]),
+                            all_matches.get(middle + int(i)),
                             history,
                             base + int(i),
                             scores,
@@ -132,13 +160,14 @@ class NextKeyDetector:
     ) -> Detection:
         h = self.window_size
         window = history[max(0, position - h) : position]
-        expected = []
-        for key_id, prob in zip(scores.top_ids[row], scores.top_probs[row], strict=True):
-            key = self.vocabulary.key_of(int(key_id)) if key_id >= RESERVED else None
-            if key is not None:
-                expected.append(
-                    ExpectedKey(self.vocabulary.label_of(int(key_id)), key[0], key[1], float(prob))
-                )
+        names = self._key_names
+        expected = tuple(
+            ExpectedKey(*names[key_id], prob)
+            for key_id, prob in zip(
+                scores.top_ids[row].tolist(), scores.top_probs[row].tolist(), strict=True
+            )
+            if names[key_id] is not None
+        )
         probability = float(scores.probability[row])
         return Detection(
             model=self.name,
@@ -151,7 +180,7 @@ class NextKeyDetector:
             observed_key=key_label(event.event_id, event.severity),
             observed_rank=int(scores.rank[row]),
             observed_probability=probability,
-            expected=tuple(expected),
+            expected=expected,
             window_size=h,
             top_g=self.top_g,
             approximation=approximation,

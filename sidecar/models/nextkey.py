@@ -20,6 +20,7 @@ from sidecar.encoding.vocabulary import PAD, UNKNOWN
 from sidecar.encoding.windows import windows_with_targets
 
 __all__ = [
+    "distinct_rows",
     "NextKeyConfig",
     "NextKeyModel",
     "NextKeyScores",
@@ -74,6 +75,28 @@ class NextKeyScores:
         return len(self.rank)
 
 
+_MIX = np.random.default_rng(20261122).integers(1, 2**62, size=4_096, dtype=np.uint64) | 1
+
+
+def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct rows, index of each row's distinct row): an exact window cache.
+
+    Rows are hashed to one uint64 each, so the dedup is a 1-D sort instead of a row-wise
+    lexicographic one; every row is then compared with its representative and any hash
+    collision falls back to the exact row-wise method.
+    """
+    if len(rows) == 0 or rows.shape[1] > len(_MIX):
+        unique, inverse = np.unique(rows, axis=0, return_inverse=True)
+        return unique, inverse.reshape(-1)
+    with np.errstate(over="ignore"):
+        hashes = (rows.astype(np.uint64) * _MIX[: rows.shape[1]]).sum(axis=1, dtype=np.uint64)
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    unique = rows[first]
+    if not np.array_equal(unique[inverse], rows):
+        unique, inverse = np.unique(rows, axis=0, return_inverse=True)
+    return unique, inverse.reshape(-1)
+
+
 def score_next_keys(
     model: NextKeyModel,
     windows: np.ndarray,
@@ -93,8 +116,7 @@ def score_next_keys(
             np.empty((0, top_g), np.float32),
             empty.astype(bool),
         )
-    unique_windows, inverse = np.unique(windows, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    unique_windows, inverse = distinct_rows(windows)
     device = device or torch.device("cpu")
     prob_observed = np.zeros(n, dtype=np.float32)
     rank = np.zeros(n, dtype=np.int64)

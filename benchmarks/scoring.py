@@ -1,0 +1,191 @@
+"""Scoring throughput: the product's batched, deduplicated path against a naive per-window loop.
+
+The naive loop is how the reference implementations score: one forward pass per window,
+batch 1, then "is the observed key among the top g". Both run the same trained model in the
+same process on the same events, one after the other, so the ratio holds on a noisy machine;
+the flagged events must be identical (asserted).
+
+Workloads: the HDFS dev sessions (../shared/data/hdfs) and a generated stream of 500+ hosts
+(sidecar.demo.generator). Models are trained briefly (speed, not quality, is measured here).
+
+    ./scripts/bench.sh scoring [--hosts 500] [--naive-events N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hdfs_data import DEFAULT_DATA, load_sessions, load_templates, session_events
+
+from sidecar.demo.generator import documents_with_incidents, fleet, normal_documents
+from sidecar.encoding.vocabulary import UNKNOWN
+from sidecar.encoding.windows import windows_with_targets
+from sidecar.events import parse_event
+from sidecar.models.deeplog import DeepLogConfig
+from sidecar.models.detector import NextKeyDetector
+from sidecar.models.loganomaly import LogAnomalyConfig, count_bursts
+from sidecar.models.registry import build_detector
+from sidecar.settings import FieldNames
+from sidecar.training import group_by_host, train_model
+from sidecar.types import HostSequence, InputStats, LogEvent
+
+SEED = 42
+MODELS = ("deeplog", "loganomaly")
+
+
+def naive_flags(detector: NextKeyDetector, streams: dict[str, list[LogEvent]]) -> set[str]:
+    """log_uuids flagged by scoring each window alone (batch 1), as reference code does."""
+    flagged: set[str] = set()
+    h, g = detector.window_size, detector.top_g
+    with torch.inference_mode():
+        for stream in streams.values():
+            keys, _ = detector.encode(stream)
+            windows, targets = windows_with_targets(np.empty(0, dtype=np.int64), keys, h)
+            for i in range(len(targets)):
+                target = int(targets[i])
+                if target == UNKNOWN:
+                    flagged.add(stream[i].log_uuid)
+                    continue
+                logits = detector.model(torch.from_numpy(windows[i : i + 1]))[0].float()
+                logits[:2] = float("-inf")  # padding and unknown are never predictions
+                probs = torch.softmax(logits, dim=0)
+                rank = int((probs > probs[target]).sum()) + 1
+                burst = detector.count_limits is not None and bool(
+                    count_bursts(windows[i : i + 1], targets[i : i + 1], detector.count_limits)[0]
+                )
+                if rank > g or burst or float(probs[target]) < detector.min_probability:
+                    flagged.add(stream[i].log_uuid)
+    return flagged
+
+
+def batched_flags(detector: NextKeyDetector, streams: dict[str, list[LogEvent]]) -> set[str]:
+    batch = detector.detect([HostSequence(h, (), s) for h, s in streams.items()])
+    return {d.event.log_uuid for d in batch.detections}
+
+
+def first_events(streams: dict[str, list[LogEvent]], limit: int) -> dict[str, list[LogEvent]]:
+    """Whole streams, in order, until `limit` events: the naive loop's share of the workload."""
+    taken: dict[str, list[LogEvent]] = {}
+    count = 0
+    for host, stream in streams.items():
+        if count >= limit:
+            break
+        taken[host] = stream
+        count += len(stream)
+    return taken
+
+
+def timed(fn, *args):
+    started = time.perf_counter()
+    result = fn(*args)
+    return result, time.perf_counter() - started
+
+
+def events_of(streams: dict[str, list[LogEvent]]) -> int:
+    return sum(len(s) for s in streams.values())
+
+
+def workloads(args: argparse.Namespace):
+    data = Path(args.data)
+    templates = load_templates(data)
+    hdfs_train = session_events("train", load_sessions(data / "train_normal.txt"), templates, True)
+    hdfs_dev = {
+        **session_events("normal", load_sessions(data / "dev_normal.txt"), templates, True),
+        **session_events("abnormal", load_sessions(data / "dev_abnormal.txt"), templates, True),
+    }
+    profiles = fleet(args.hosts)
+    stats, names = InputStats(), FieldNames()
+
+    def streams(docs):
+        return group_by_host(e for d in docs if (e := parse_event(d, names, stats)) is not None)
+
+    fleet_train = streams(normal_documents(profiles, 1_700_000_000_000, 300, seed=1))
+    incidents = {p.name: "brute_force" for p in profiles[3::50]}
+    live, _ = documents_with_incidents(
+        profiles, 1_800_000_000_000, 200, seed=2, incidents=incidents
+    )
+    return {
+        "hdfs_dev": (hdfs_train, hdfs_dev),
+        f"fleet_{args.hosts}_hosts": (fleet_train, streams(live)),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    torch.manual_seed(SEED)
+    torch.set_num_threads(args.threads)
+    results: dict[str, object] = {"threads": torch.get_num_threads(), "workloads": {}}
+    workdir = Path(tempfile.mkdtemp(prefix="scoring-bench-"))
+    for name, (train, score) in workloads(args).items():
+        per_model = {}
+        for model in MODELS:
+            config_cls = LogAnomalyConfig if model == "loganomaly" else DeepLogConfig
+            config = config_cls(epochs=args.epochs, batch_size=512, seed=SEED)
+            artifact = train_model(model, train, config, workdir / name, {})
+            detector = build_detector(artifact)
+            subset = first_events(score, args.naive_events) if args.naive_events else score
+
+            naive, naive_s = timed(naive_flags, detector, subset)
+            fast_subset, fast_subset_s = timed(batched_flags, detector, subset)
+            assert fast_subset == naive, f"{model} on {name}: batched and naive verdicts differ"
+            fast_all, fast_all_s = timed(batched_flags, detector, score)
+
+            subset_events, all_events = events_of(subset), events_of(score)
+            row = {
+                "events": all_events,
+                "naive_events": subset_events,
+                "naive_events_per_s": round(subset_events / naive_s),
+                "batched_events_per_s_same_events": round(subset_events / fast_subset_s),
+                "batched_events_per_s_all": round(all_events / fast_all_s),
+                "speedup_same_events": round(naive_s / fast_subset_s, 1),
+                "flagged_same_events": len(naive),
+                "flagged_all": len(fast_all),
+                "verdicts_identical": True,
+            }
+            per_model[model] = row
+            print(
+                f"{name:>18} {model:<10} naive {row['naive_events_per_s']:>8,} ev/s | batched "
+                f"{row['batched_events_per_s_same_events']:>9,} ev/s on the same "
+                f"{subset_events:,} events = {row['speedup_same_events']}x, identical "
+                f"verdicts ({len(naive)} flagged) | batched on all {all_events:,}: "
+                f"{row['batched_events_per_s_all']:,} ev/s",
+                flush=True,
+            )
+        results["workloads"][name] = per_model  # type: ignore[index]
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--hosts", type=int, default=500)
+    parser.add_argument(
+        "--naive-events",
+        type=int,
+        default=0,
+        help="score only the first N events naively (default: all)",
+    )
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scoring.json"))
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    results = run(args)
+    if not args.no_write:
+        Path(args.out).write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
