@@ -80,6 +80,24 @@ def flagged_sessions(scored, sessions: int, g: int, min_probability: float) -> n
     return flagged
 
 
+def training_speed(training: dict, events: int) -> dict[str, float]:
+    """Training events/s (events × epochs / seconds) and the time to a stable loss: the first
+    epoch whose 10-epoch moving mean is within 10% of the last ten epochs' mean. (Single
+    epochs spike now and then, so one value is a poor signal either way.)"""
+    losses, seconds = training["losses"], training["seconds"]
+    span = min(10, len(losses))
+    means = [
+        sum(losses[max(0, i - span + 1) : i + 1]) / len(losses[max(0, i - span + 1) : i + 1])
+        for i in range(len(losses))
+    ]
+    stable = next(i for i, m in enumerate(means) if m <= means[-1] * 1.10) + 1
+    return {
+        "train_events_per_second": round(events * len(losses) / seconds),
+        "stable_loss_epoch": stable,
+        "seconds_to_stable_loss": round(seconds / len(losses) * stable, 2),
+    }
+
+
 def projected(fpr: float, recall: float) -> dict[str, float]:
     tp, fp = recall * PAPER_ABNORMAL, fpr * PAPER_NORMAL
     precision = tp / (tp + fp) if tp + fp else 0.0
@@ -238,6 +256,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "missed_abnormal_sessions": int((~product_flags[is_abnormal]).sum()),
             **projected(fpr, recall),
             "train_seconds": round(train_s, 2),
+            **training_speed(artifact.manifest["training"], train_events),
             "epochs_run": artifact.manifest["training"]["epochs_run"],
             "loss_curve": artifact.manifest["training"]["losses"],
             "distinct_training_windows": artifact.manifest["training"]["distinct_windows"],
@@ -252,7 +271,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             f"\n{model}: FPR {fpr:.4%} ({summary['false_positive_sessions']}/{len(normal)}), "
             f"recall {recall:.4%} ({summary['missed_abnormal_sessions']} missed), projected "
             f"P {summary['precision']:.3f} F1 {summary['f1']:.3f}; train {train_s:.1f}s "
-            f"({summary['epochs_run']} epochs), scoring {score_s:.2f}s = "
+            f"({summary['epochs_run']} epochs, {summary['train_events_per_second']:,} training "
+            f"events/s, loss stable after {summary['seconds_to_stable_loss']}s), "
+            f"scoring {score_s:.2f}s = "
             f"{summary['events_per_second']:,} events/s; embedded mode: same verdicts; "
             f"digest {summary['verdict_digest']}"
         )
@@ -299,6 +320,34 @@ def markdown(results: dict[str, object]) -> str:
             f"| {name} (published, full test set) | | {p['recall']} | {p['precision']} | "
             f"{p['f1']} | | | | |"
         )
+    lines += [
+        "",
+        "## Training",
+        "",
+        "Events/s counts every training event once per epoch (training itself runs on distinct "
+        "windows weighted by their counts). Stable: the first epoch whose 10-epoch moving mean "
+        "is within 10% of the last ten epochs' mean (single epochs spike now and then).",
+        "",
+        "| model | train events/s | epochs | seconds | stable from epoch | seconds to stable |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, m in results["models"].items():
+        lines.append(
+            f"| {name} | {m['train_events_per_second']:,} | {m['epochs_run']} | "
+            f"{m['train_seconds']} | {m['stable_loss_epoch']} | {m['seconds_to_stable_loss']} |"
+        )
+    names = list(results["models"])
+    lines += [
+        "",
+        "Loss by epoch:",
+        "",
+        "| epoch | " + " | ".join(names) + " |",
+        "| --- |" + " --- |" * len(names),
+    ]
+    curves = [results["models"][n]["loss_curve"] for n in names]
+    for epoch in [1, 2, 3, 5, 10, 20, 30, 50, 75, 100, 125, 150]:
+        if all(epoch <= len(c) for c in curves):
+            lines.append(f"| {epoch} | " + " | ".join(f"{c[epoch - 1]:.4f}" for c in curves) + " |")
     lines += ["", "## Recall and FPR as g varies", ""]
     for name, m in results["models"].items():
         pure, floored = m["g_curves"]["top_g_only"], m["g_curves"]["with_min_probability"]

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     verify_certs: bool = True
     ca_bundle: Path | None = None
     request_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    # gzip on the wire: worth it over a slow link, a CPU cost next to the cluster.
+    http_compress: bool = False
 
     # --- what to read -------------------------------------------------------------------
     watched_indices: CommaList = Field(default_factory=lambda: ["logs-*"])

@@ -18,6 +18,7 @@ from opensearchpy import OpenSearch
 
 from sidecar.cli import cluster_cycle
 from sidecar.cluster.bootstrap import install_templates
+from sidecar.cluster.client import make_client
 from sidecar.devnode import OpenSearchNode
 from sidecar.models.artifacts import ModelArtifact
 from sidecar.models.registry import build_detector
@@ -40,7 +41,8 @@ def opensearch_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def client(opensearch_url: str) -> OpenSearch:
-    return OpenSearch(hosts=[opensearch_url], timeout=60)
+    """The product's own client (orjson codec and all), as `run` builds it."""
+    return make_client(Settings(cluster_urls=[opensearch_url], request_timeout_seconds=60))
 
 
 @dataclass

@@ -15,6 +15,7 @@ from sidecar.models.deeplog import DeepLogConfig, DeepLogNet
 from sidecar.models.detector import REASON_NOT_IN_TOP_G, REASON_UNSEEN_KEY, NextKeyDetector
 from sidecar.models.nextkey import (
     TrainingSummary,
+    distinct_rows,
     score_next_keys,
     train_next_key_model,
     training_pairs,
@@ -156,3 +157,12 @@ def test_a_tampered_or_foreign_artifact_is_refused(tmp_path: Path, cyclic_detect
         load_artifact(tmp_path, "deeplog")
     with pytest.raises(ModelError, match="run `train` first"):
         load_artifact(tmp_path / "empty", "deeplog")
+
+
+def test_the_window_cache_is_exact() -> None:
+    rng = np.random.default_rng(5)
+    rows = rng.integers(0, 40, size=(3_000, 10))
+    rows[::4] = rows[1]
+    unique, inverse = distinct_rows(rows)
+    assert np.array_equal(unique[inverse], rows)
+    assert len(unique) == len(np.unique(rows, axis=0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sidecar.encoding.vocabulary import PAD, UNKNOWN, Vocabulary
-from sidecar.encoding.windows import windows_with_targets
+from sidecar.encoding.windows import windows_for_streams, windows_with_targets
 from sidecar.types import LogEvent
 
 
@@ -56,3 +56,13 @@ def test_one_stream_split_in_two_gives_the_same_windows_as_whole() -> None:
     first, _ = windows_with_targets(np.array([], dtype=np.int64), keys[:13], 10)
     second, _ = windows_with_targets(keys[:13], keys[13:], 10)
     assert np.array_equal(whole, np.concatenate([first, second]))
+
+
+def test_windows_for_many_streams_equal_windows_per_stream() -> None:
+    rng = np.random.default_rng(3)
+    contexts = [rng.integers(2, 9, size=n) for n in (0, 3, 15, 1)]
+    streams = [rng.integers(2, 9, size=n) for n in (5, 0, 7, 1)]
+    windows, targets = windows_for_streams(contexts, streams, 4)
+    expected = [windows_with_targets(c, s, 4) for c, s in zip(contexts, streams, strict=True)]
+    assert np.array_equal(windows, np.concatenate([w for w, _ in expected]))
+    assert np.array_equal(targets, np.concatenate([t for _, t in expected]))
