@@ -119,20 +119,32 @@ def cluster_cycle(settings: Settings, client, detectors, stop: threading.Event) 
     )
 
 
-def _guarded_cycle(settings: Settings, client, detectors, stop: threading.Event) -> None:
-    """A failed cycle is logged and retried next interval; it never ends the process."""
+def _guarded_cycle(
+    settings: Settings, client, detectors, stop: threading.Event, metrics, health
+) -> None:
+    """A failed cycle is logged, counted and retried next interval; it never ends the process."""
+    started = time.perf_counter()
     try:
-        cluster_cycle(settings, client, detectors, stop)
+        report = cluster_cycle(settings, client, detectors, stop)
     except SidecarError as exc:
         log.error("cycle_failed", kind=type(exc).__name__, error=str(exc))
-    except Exception:  # noqa: BLE001 - the loop must survive anything a cycle throws
+        metrics.record_failure(type(exc).__name__, time.perf_counter() - started)
+        health.cycle_failed(f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - the loop must survive anything a cycle throws
         log.exception("cycle_crashed")
+        metrics.record_failure(type(exc).__name__, time.perf_counter() - started)
+        health.cycle_failed(f"{type(exc).__name__}: {exc}")
+    else:
+        metrics.record_cycle(report)
+        health.cycle_succeeded()
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from sidecar.cluster.bootstrap import install_templates
     from sidecar.cluster.client import make_client
+    from sidecar.metrics import SidecarMetrics
     from sidecar.scheduler import run_every
+    from sidecar.server import Health, HealthServer
 
     detectors = _detectors(settings)
     client = make_client(settings)
@@ -142,12 +154,26 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         report = cluster_cycle(settings, client, detectors, threading.Event())
         print(_dumps(report.summary()))
         return 0
-    log.info("scheduler_starting", interval_s=settings.interval_seconds)
-    run_every(
-        settings.interval_seconds,
-        lambda stop: _guarded_cycle(settings, client, detectors, stop),
-        max_cycles=args.max_cycles,
+    metrics = SidecarMetrics()
+    for detector in detectors:
+        metrics.model_info.labels(detector.name, detector.version).set(1)
+    health = Health(
+        max_failed_cycles=settings.ready_max_failed_cycles, models_loaded=True, ping=client.ping
     )
+    server = None
+    if settings.http_port:
+        server = HealthServer(settings.http_host, settings.http_port, health, metrics).start()
+        log.info("http_server_started", port=server.port, paths=["/healthz", "/readyz", "/metrics"])
+    log.info("scheduler_starting", interval_s=settings.interval_seconds)
+    try:
+        run_every(
+            settings.interval_seconds,
+            lambda stop: _guarded_cycle(settings, client, detectors, stop, metrics, health),
+            max_cycles=args.max_cycles,
+        )
+    finally:
+        if server is not None:
+            server.stop()
     return 0
 
 

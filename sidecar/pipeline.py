@@ -172,3 +172,4 @@ def _flush(
         states[host] = new_state
     checkpoints.save(advanced)
     report.advanced_hosts.update(s.host for s in advanced)
+    report.host_positions.update({s.host: s.cursor.timestamp_ms for s in advanced if s.cursor})

@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     train_seed: int = 42
 
     # --- runtime ------------------------------------------------------------------------
+    # /healthz, /readyz and /metrics while `run` is scheduled; port 0 turns the server off.
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(default=8080, ge=0, le=65_535)
+    # /readyz fails after this many failed cycles in a row.
+    ready_max_failed_cycles: int = Field(default=3, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     torch_threads: int = Field(default=0, ge=0, le=256)

@@ -116,6 +116,8 @@ class CycleReport:
     upper_bound_ms: int
     hosts_seen: int = 0
     advanced_hosts: set[str] = field(default_factory=set)
+    # Cursor timestamp of every host that advanced, for lag metrics.
+    host_positions: dict[str, int] = field(default_factory=dict)
     events_read: int = 0
     events_scored: Counter[str] = field(default_factory=Counter)
     anomalies_written: Counter[str] = field(default_factory=Counter)

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import orjson
 import pytest
 
 from sidecar.cli import main as cli_main
@@ -29,6 +33,28 @@ def batch(seed: int, start_ms: int, incidents: dict[str, str], events: int = 300
     return documents_with_incidents(
         PROFILES, start_ms, events, seed=seed, incidents=incidents, lead=lead
     )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def metric(text: str, name: str) -> float:
+    """The value of one sample in Prometheus text format."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in metrics")
 
 
 def last_event_per_host(docs) -> dict[str, tuple[int, str]]:
@@ -221,9 +247,10 @@ def test_train_reads_a_time_range_of_the_watched_indices(
     assert artifact.manifest["training"]["events"] == len(training_docs)
 
 
-def test_the_scheduled_service_runs_cycles_and_stops_cleanly_on_sigterm(
+def test_the_scheduled_service_runs_cycles_serves_probes_and_stops_cleanly_on_sigterm(
     deployment: Deployment, model_dir: Path
 ) -> None:
+    port = free_port()
     docs, _ = batch(7, T0 + 10**8, INCIDENTS, events=100)
     index_documents(deployment.client, deployment.logs, docs)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIDECAR_")}
@@ -241,6 +268,8 @@ def test_the_scheduled_service_runs_cycles_and_stops_cleanly_on_sigterm(
             "SIDECAR_LOG_FORMAT": "json",
             "SIDECAR_PASSWORD": "never-logged-secret",
             "SIDECAR_USERNAME": "nobody",  # the dev node has no security plugin: ignored by it
+            "SIDECAR_HTTP_HOST": "127.0.0.1",
+            "SIDECAR_HTTP_PORT": str(port),
         }
     )
     process = subprocess.Popen(
@@ -255,6 +284,9 @@ def test_the_scheduled_service_runs_cycles_and_stops_cleanly_on_sigterm(
         while time.monotonic() < deadline and len(deployment.states()) < TRAIN_HOSTS:
             time.sleep(0.5)
         time.sleep(2.5)  # let a couple of (empty) cycles run
+        health = http_get(port, "/healthz")
+        ready = http_get(port, "/readyz")
+        metrics = http_get(port, "/metrics")[1].decode()
         process.send_signal(signal.SIGTERM)
         _out, err = process.communicate(timeout=60)
     finally:
@@ -265,6 +297,13 @@ def test_the_scheduled_service_runs_cycles_and_stops_cleanly_on_sigterm(
     assert err.count('"event": "cycle_finished"') >= 2
     assert '"event": "shutdown_requested"' in err and '"event": "scheduler_stopped"' in err
     assert "never-logged-secret" not in err
+    assert health == (200, b'{"alive":true}')
+    assert ready[0] == 200 and orjson.loads(ready[1])["ready"] is True
+    assert metric(metrics, "sidecar_events_read_total") == len(docs)
+    assert metric(metrics, 'sidecar_events_scored_total{model="deeplog"}') == len(docs)
+    assert metric(metrics, 'sidecar_cycles_total{outcome="success"}') >= 2
+    assert metric(metrics, "sidecar_last_successful_cycle_timestamp_seconds") > T0 / 1000
+    assert 'sidecar_host_lag_seconds{host="host-003"}' in metrics
 
 
 def test_a_watched_pattern_matching_no_index_is_an_empty_cycle(deployment: Deployment) -> None:
