@@ -96,6 +96,7 @@ def _cycle_options(settings: Settings):
         initial_lookback_ms=int(settings.initial_lookback_seconds * 1000),
         batch_events=settings.batch_events,
         message_excerpt_chars=settings.message_excerpt_chars,
+        shard=settings.shard(),
     )
 
 
@@ -146,6 +147,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from sidecar.scheduler import run_every
     from sidecar.server import Health, HealthServer
 
+    try:
+        shard = settings.shard()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    log.info("shard", index=shard.index, count=shard.count)
     detectors = _detectors(settings)
     client = make_client(settings)
     if settings.manage_templates:

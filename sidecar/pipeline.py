@@ -18,6 +18,7 @@ import structlog
 
 from sidecar.annotate import anomaly_document, anomaly_id
 from sidecar.ports import AnomalySink, CheckpointStore, Detector, EventSource, Page
+from sidecar.sharding import Shard
 from sidecar.types import CycleReport, HostSequence, HostState, LogEvent
 
 __all__ = ["CycleOptions", "run_cycle"]
@@ -37,6 +38,8 @@ class CycleOptions:
     # Events held in memory before they are scored, written and checkpointed.
     batch_events: int = 50_000
     message_excerpt_chars: int = 512
+    # With N replicas, this one scores only the hosts it owns (hash(host) mod N).
+    shard: Shard = Shard(0, 1)
 
 
 class _Batch:
@@ -102,7 +105,11 @@ def _run(
     new_host_from = (
         None if options.initial_lookback_ms is None else now_ms - options.initial_lookback_ms
     )
-    hosts = source.hosts_with_new(states, new_host_from, report.upper_bound_ms)
+    hosts = [
+        host
+        for host in source.hosts_with_new(states, new_host_from, report.upper_bound_ms)
+        if options.shard.owns(host)
+    ]
     report.hosts_seen = len(hosts)
     log.info("cycle_started", hosts=len(hosts), upper_bound_ms=report.upper_bound_ms)
 

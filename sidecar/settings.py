@@ -7,6 +7,7 @@ naming the variable (see `describe_validation_error`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from sidecar.sharding import Shard, ordinal_from_hostname
 
 __all__ = ["Settings", "FieldNames", "KNOWN_MODELS", "describe_validation_error", "ENV_PREFIX"]
 
@@ -88,6 +91,12 @@ class Settings(BaseSettings):
     initial_lookback_seconds: float = Field(default=3_600.0, gt=0)
     page_size: int = Field(default=2_000, ge=10, le=10_000)
     batch_events: int = Field(default=50_000, ge=100)
+
+    # --- replicas -----------------------------------------------------------------------
+    # N replicas split the hosts: replica i scores the hosts with hash(host) mod N == i.
+    # Without SHARD_INDEX, a StatefulSet pod's ordinal (the number ending HOSTNAME) is used.
+    shard_count: int = Field(default=1, ge=1, le=1_024)
+    shard_index: int | None = Field(default=None, ge=0)
 
     # --- where results go ---------------------------------------------------------------
     anomaly_index: str = Field(default="log-anomalies", min_length=1)
@@ -186,6 +195,11 @@ class Settings(BaseSettings):
             raise ValueError("SIDECAR_USERNAME is set but SIDECAR_PASSWORD is not")
         if self.api_key is not None and self.username:
             raise ValueError("set either SIDECAR_API_KEY or SIDECAR_USERNAME/PASSWORD, not both")
+        if self.shard_index is not None and self.shard_index >= self.shard_count:
+            raise ValueError(
+                f"SIDECAR_SHARD_INDEX {self.shard_index} must be below SIDECAR_SHARD_COUNT "
+                f"{self.shard_count}"
+            )
         if self.anomaly_index == self.state_index:
             raise ValueError("SIDECAR_ANOMALY_INDEX and SIDECAR_STATE_INDEX must differ")
         return self
@@ -200,6 +214,21 @@ class Settings(BaseSettings):
             log_uuid=self.field_log_uuid,
             message=self.field_message,
         )
+
+    def shard(self, hostname: str | None = None) -> Shard:
+        """This replica's share of the hosts; raises ConfigError-worthy ValueError if unknown."""
+        if self.shard_count == 1:
+            return Shard(0, 1)
+        index = self.shard_index
+        if index is None:
+            name = hostname if hostname is not None else os.environ.get("HOSTNAME", "")
+            index = ordinal_from_hostname(name)
+            if index is None:
+                raise ValueError(
+                    f"SIDECAR_SHARD_COUNT is {self.shard_count} but SIDECAR_SHARD_INDEX is unset "
+                    f"and HOSTNAME {name!r} ends in no ordinal"
+                )
+        return Shard(index, self.shard_count)
 
     def redacted(self) -> dict[str, object]:
         """Settings safe to log: secrets are replaced, never echoed."""

@@ -359,3 +359,22 @@ def test_deeplog_and_loganomaly_each_write_their_own_annotations(
     ]
     assert doc["reason"] == "unseen_key" and doc["template"]["matched"] is False
     assert doc["template"]["text"].startswith("The audit log was cleared")
+
+
+def test_two_replicas_split_the_hosts_and_together_match_one_sidecar(
+    deployment: Deployment,
+) -> None:
+    docs, incidents = batch(10, T0 + 10**8, INCIDENTS, events=150)
+    index_documents(deployment.client, deployment.logs, docs)
+    single = flagged_in_one_pass(deployment.trained, docs)
+    base = deployment.settings
+
+    reports = []
+    for index in range(2):
+        deployment.settings = base.model_copy(update={"shard_count": 2, "shard_index": index})
+        reports.append(deployment.cycle())
+
+    assert sum(r.hosts_seen for r in reports) == TRAIN_HOSTS
+    assert sum(r.events_read for r in reports) == len(docs)
+    assert {a["log_uuid"] for a in deployment.anomalies()} == single
+    assert len(deployment.states()) == TRAIN_HOSTS
