@@ -312,6 +312,36 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- dashboards --------------------------------------------------------------------------------
+
+
+def cmd_dashboards(args: argparse.Namespace, settings: Settings) -> int:
+    from sidecar.dashboards import import_saved_objects, ndjson, saved_objects
+
+    objects = saved_objects(
+        settings.anomaly_index, ",".join(settings.watched_indices), args.product
+    )
+    if args.url is None:
+        sys.stdout.buffer.write(ndjson(objects))
+        return 0
+    result = import_saved_objects(
+        args.url,
+        args.product,
+        objects,
+        username=settings.username,
+        password=settings.password.get_secret_value() if settings.password else None,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
+        verify=settings.verify_certs,
+        space=args.space,
+    )
+    if not result.success:
+        print(f"import failed: {result.errors[:3]}", file=sys.stderr)
+        return 1
+    print(f"imported {result.count} saved objects into {args.product} at {args.url}")
+    return 0
+
+
 # -- demo --------------------------------------------------------------------------------------
 
 
@@ -364,6 +394,15 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--to-file", required=True, metavar="JSONL")
     score.add_argument("--model-dir", type=Path)
 
+    dashboards = sub.add_parser(
+        "dashboards", help="import the Dashboards / Kibana saved objects (or print them)"
+    )
+    dashboards.add_argument(
+        "--product", choices=["opensearch-dashboards", "kibana"], default="opensearch-dashboards"
+    )
+    dashboards.add_argument("--url", help="Dashboards / Kibana base URL; without it, print NDJSON")
+    dashboards.add_argument("--space", help="Kibana space")
+
     demo = sub.add_parser("demo", help="provision a local OpenSearch and run an end-to-end demo")
     demo.add_argument("--hosts", type=int, default=12)
     demo.add_argument("--cycles", type=int, default=3)
@@ -377,6 +416,7 @@ COMMANDS = {
     "train": cmd_train,
     "score": cmd_score,
     "demo": cmd_demo,
+    "dashboards": cmd_dashboards,
 }
 
 
@@ -410,4 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OpenSearchException as exc:
         print(f"error: cluster request failed: {exc}", file=sys.stderr)
+        return 1
+    except (RuntimeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
