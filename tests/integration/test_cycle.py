@@ -378,3 +378,49 @@ def test_two_replicas_split_the_hosts_and_together_match_one_sidecar(
     assert sum(r.events_read for r in reports) == len(docs)
     assert {a["log_uuid"] for a in deployment.anomalies()} == single
     assert len(deployment.states()) == TRAIN_HOSTS
+
+
+def test_ten_thousand_events_sharing_one_timestamp_cross_pages_without_loss(
+    deployment: Deployment,
+) -> None:
+    docs, _ = batch(11, T0 + 10**8, {}, events=40)
+    same = [
+        {
+            **docs[i % len(docs)],
+            "HOSTNAME": "host-001",
+            "_zl_timestamp": str(T0 + 10**8),
+            "log_uuid": f"same-ts-{i:05d}",
+        }
+        for i in range(10_000)
+    ]
+    index_documents(deployment.client, deployment.logs, same)
+    base = deployment.settings
+    deployment.settings = base.model_copy(update={"page_size": 700})  # boundaries mid-timestamp
+
+    first = deployment.cycle()
+    second = deployment.cycle()
+
+    assert first.events_read == 10_000 and first.events_scored["deeplog"] == 10_000
+    assert second.events_read == 0
+    state = deployment.states()["host-001"]
+    assert (state["cursor_timestamp_ms"], state["cursor_log_uuid"]) == (T0 + 10**8, "same-ts-09999")
+
+
+def test_the_anomaly_index_deleted_between_cycles_comes_back_from_its_template(
+    deployment: Deployment,
+) -> None:
+    first_docs, _ = batch(12, T0 + 10**8, {"host-001": "audit_log_cleared"}, events=60)
+    index_documents(deployment.client, deployment.logs, first_docs)
+    deployment.cycle()
+    deployment.client.indices.delete(index=deployment.settings.anomaly_index)
+    start = max(int(d["_zl_timestamp"]) for d in first_docs) + 1_000
+    later, incidents = batch(13, start, {"host-001": "audit_log_cleared"}, events=60)
+    index_documents(deployment.client, deployment.logs, later)
+
+    report = deployment.cycle()
+
+    assert report.events_read == len(later)
+    flagged = {a["log_uuid"] for a in deployment.anomalies()}
+    assert set(incidents[0].log_uuids) <= flagged
+    mapping = deployment.client.indices.get_mapping(index=deployment.settings.anomaly_index)
+    assert mapping[deployment.settings.anomaly_index]["mappings"]["dynamic"] == "strict"
