@@ -28,6 +28,19 @@ def _id(name: str, index: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{index}/{name}"))
 
 
+_INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
+
+
+def _search_source() -> dict[str, str]:
+    """An empty query on the object's index pattern (referenced by name, as both products do)."""
+    source = {"indexRefName": _INDEX_REF, "query": {"query": "", "language": "kuery"}, "filter": []}
+    return {"searchSourceJSON": json.dumps(source)}
+
+
+def _index_reference(index_id: str) -> list[dict[str, str]]:
+    return [{"name": _INDEX_REF, "type": "index-pattern", "id": index_id}]
+
+
 def _vis(title: str, vis_type: str, aggs: list[dict], params: dict, index_id: str) -> dict:
     state = {"title": title, "type": vis_type, "aggs": aggs, "params": params}
     return {
@@ -37,23 +50,9 @@ def _vis(title: str, vis_type: str, aggs: list[dict], params: dict, index_id: st
             "uiStateJSON": "{}",
             "description": "",
             "version": 1,
-            "kibanaSavedObjectMeta": {
-                "searchSourceJSON": json.dumps(
-                    {
-                        "indexRefName": "kibanaSavedObjectMeta.searchSourceJSON.index",
-                        "query": {"query": "", "language": "kuery"},
-                        "filter": [],
-                    }
-                )
-            },
+            "kibanaSavedObjectMeta": _search_source(),
         },
-        "references": [
-            {
-                "name": "kibanaSavedObjectMeta.searchSourceJSON.index",
-                "type": "index-pattern",
-                "id": index_id,
-            }
-        ],
+        "references": _index_reference(index_id),
     }
 
 
@@ -194,23 +193,9 @@ def saved_objects(anomaly_index: str, raw_logs_pattern: str, product: Product) -
                 "columns": TABLE_COLUMNS,
                 "sort": [["@timestamp", "desc"]],
                 "description": f"Raw logs: {raw_logs_pattern}",
-                "kibanaSavedObjectMeta": {
-                    "searchSourceJSON": json.dumps(
-                        {
-                            "indexRefName": "kibanaSavedObjectMeta.searchSourceJSON.index",
-                            "query": {"query": "", "language": "kuery"},
-                            "filter": [],
-                        }
-                    )
-                },
+                "kibanaSavedObjectMeta": _search_source(),
             },
-            "references": [
-                {
-                    "name": "kibanaSavedObjectMeta.searchSourceJSON.index",
-                    "type": "index-pattern",
-                    "id": index_id,
-                }
-            ],
+            "references": _index_reference(index_id),
         }
     )
     panels, references = [], []
