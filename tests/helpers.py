@@ -68,3 +68,14 @@ def flagged_in_one_pass(trained: ModelArtifact, docs: list[dict[str, object]]) -
         options=CycleOptions(read_lag_ms=None, initial_lookback_ms=None),
     )
     return {d["log_uuid"] for d in sink.documents.values()}
+
+
+def mapped_fields(properties: dict, prefix: str = "") -> set[str]:
+    """Leaf field paths of a mapping's properties (`event.key`, `expected.probability`, ...)."""
+    out = set()
+    for name, spec in properties.items():
+        if "properties" in spec:
+            out |= mapped_fields(spec["properties"], f"{prefix}{name}.")
+        else:
+            out.add(f"{prefix}{name}")
+    return out

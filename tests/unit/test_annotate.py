@@ -5,6 +5,7 @@ from __future__ import annotations
 from sidecar.annotate import anomaly_document, anomaly_id
 from sidecar.cluster.bootstrap import load_template
 from sidecar.types import Detection, ExpectedKey, LogEvent, TemplateMatch
+from tests.helpers import mapped_fields
 
 
 def detection(message: str | None = "An account failed to log on.") -> Detection:
@@ -43,20 +44,10 @@ def _paths(doc: dict, prefix: str = "") -> set[str]:
     return out
 
 
-def _mapped(properties: dict, prefix: str = "") -> set[str]:
-    out = set()
-    for key, spec in properties.items():
-        if "properties" in spec:
-            out |= _mapped(spec["properties"], f"{prefix}{key}.")
-        else:
-            out.add(f"{prefix}{key}")
-    return out
-
-
 def test_every_document_field_is_in_the_strict_mapping() -> None:
     mapping = load_template("anomalies", "log-anomalies")["template"]["mappings"]
     assert mapping["dynamic"] == "strict"
-    assert _paths(anomaly_document(detection(), 3_000)) == _mapped(mapping["properties"])
+    assert _paths(anomaly_document(detection(), 3_000)) == mapped_fields(mapping["properties"])
 
 
 def test_the_document_carries_event_model_reason_expectation_and_window() -> None:

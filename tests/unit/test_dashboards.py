@@ -14,18 +14,9 @@ import pytest
 from sidecar.cli import main as cli_main
 from sidecar.cluster.bootstrap import load_template
 from sidecar.dashboards import ndjson, referenced_fields, saved_objects
+from tests.helpers import mapped_fields
 
 PRODUCTS = ["opensearch-dashboards", "kibana"]
-
-
-def mapped_fields(properties: dict, prefix: str = "") -> set[str]:
-    out = set()
-    for name, spec in properties.items():
-        if "properties" in spec:
-            out |= mapped_fields(spec["properties"], f"{prefix}{name}.")
-        else:
-            out.add(f"{prefix}{name}")
-    return out
 
 
 @pytest.mark.parametrize("product", PRODUCTS)
