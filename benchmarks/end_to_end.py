@@ -77,6 +77,27 @@ def load_index(client: OpenSearch, index: str, hosts: int, per_host: int, seed: 
     return count
 
 
+def sidecar_env(url: str, prefix: str, model_dir: Path, lookback_s: int, **extra: str) -> dict:
+    """The environment of a `python -m sidecar` process reading `<prefix>-logs`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIDECAR_")}
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "SIDECAR_CLUSTER_URLS": url,
+            "SIDECAR_WATCHED_INDICES": f"{prefix}-logs",
+            "SIDECAR_ANOMALY_INDEX": f"{prefix}-anomalies",
+            "SIDECAR_STATE_INDEX": f"{prefix}-state",
+            "SIDECAR_DEAD_LETTER_INDEX": f"{prefix}-dead-letters",
+            "SIDECAR_MODEL_DIR": str(model_dir),
+            "SIDECAR_READ_LAG_SECONDS": "0",
+            "SIDECAR_INITIAL_LOOKBACK_SECONDS": str(lookback_s),
+            "SIDECAR_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+    )
+    return env
+
+
 def bare_scan(client: OpenSearch, index: str, page: int) -> int:
     fields = FieldNames().source_fields()
     body: dict[str, object] = {
@@ -128,21 +149,7 @@ def peak_rss_of_run_once(url: str, prefix: str, model_dir: Path) -> tuple[float,
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
         "print('PEAK_RSS_KB', hwm)\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIDECAR_")}
-    env.update(
-        {
-            "PYTHONPATH": str(ROOT),
-            "SIDECAR_CLUSTER_URLS": url,
-            "SIDECAR_WATCHED_INDICES": f"{prefix}-logs",
-            "SIDECAR_ANOMALY_INDEX": f"{prefix}-anomalies",
-            "SIDECAR_STATE_INDEX": f"{prefix}-state",
-            "SIDECAR_MODEL_DIR": str(model_dir),
-            "SIDECAR_READ_LAG_SECONDS": "0",
-            "SIDECAR_INITIAL_LOOKBACK_SECONDS": str(20 * 365 * 86_400),
-            "SIDECAR_LOG_LEVEL": "WARNING",
-            "SIDECAR_TORCH_THREADS": "2",
-        }
-    )
+    env = sidecar_env(url, prefix, model_dir, 20 * 365 * 86_400, SIDECAR_TORCH_THREADS="2")
     result = subprocess.run(
         [sys.executable, "-c", script],
         env=env,
@@ -194,7 +201,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         )
 
         settings = settings_for(node.url, "tput", workdir / "models")
-        install_templates(client, settings.anomaly_index, settings.state_index)
+        install_templates(
+            client, settings.anomaly_index, settings.state_index, settings.dead_letter_index
+        )
         detector = build_detector(artifact, settings.top_g)
         started = time.perf_counter()
         report = cluster_cycle(settings, client, [detector], threading.Event())
