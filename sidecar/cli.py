@@ -97,6 +97,20 @@ def _cycle_options(settings: Settings):
         batch_events=settings.batch_events,
         message_excerpt_chars=settings.message_excerpt_chars,
         shard=settings.shard(),
+        lateness_ms=int(settings.lateness_seconds * 1000),
+        future_tolerance_ms=int(settings.future_tolerance_seconds * 1000),
+    )
+
+
+def cluster_source(settings: Settings, client):  # -> ClusterSource
+    from sidecar.cluster.reader import ClusterSource
+
+    return ClusterSource(
+        client,
+        settings.watched_indices,
+        settings.fields,
+        settings.page_size,
+        case_sensitive_hosts=settings.host_case_sensitive,
     )
 
 
@@ -105,14 +119,18 @@ def _cycle_options(settings: Settings):
 
 def cluster_cycle(settings: Settings, client, detectors, stop: threading.Event) -> CycleReport:
     from sidecar.cluster.checkpoints import ClusterCheckpoints
-    from sidecar.cluster.reader import ClusterSource
     from sidecar.cluster.writer import ClusterSink
     from sidecar.pipeline import run_cycle
 
     return run_cycle(
-        ClusterSource(client, settings.watched_indices, settings.fields, settings.page_size),
+        cluster_source(settings, client),
         detectors,
-        ClusterSink(client, settings.anomaly_index),
+        ClusterSink(
+            client,
+            settings.anomaly_index,
+            chunk_docs=settings.bulk_chunk_docs,
+            dead_letter_index=settings.dead_letter_index,
+        ),
         ClusterCheckpoints(client, settings.state_index),
         now_ms=int(time.time() * 1000),
         options=_cycle_options(settings),
@@ -122,8 +140,9 @@ def cluster_cycle(settings: Settings, client, detectors, stop: threading.Event) 
 
 def _guarded_cycle(
     settings: Settings, client, detectors, stop: threading.Event, metrics, health
-) -> None:
-    """A failed cycle is logged, counted and retried next interval; it never ends the process."""
+) -> bool:
+    """A failed cycle is logged, counted and retried after a backoff; it never ends the
+    process. Returns whether the cycle succeeded."""
     started = time.perf_counter()
     try:
         report = cluster_cycle(settings, client, detectors, stop)
@@ -131,13 +150,15 @@ def _guarded_cycle(
         log.error("cycle_failed", kind=type(exc).__name__, error=str(exc))
         metrics.record_failure(type(exc).__name__, time.perf_counter() - started)
         health.cycle_failed(f"{type(exc).__name__}: {exc}")
+        return False
     except Exception as exc:  # noqa: BLE001 - the loop must survive anything a cycle throws
         log.exception("cycle_crashed")
         metrics.record_failure(type(exc).__name__, time.perf_counter() - started)
         health.cycle_failed(f"{type(exc).__name__}: {exc}")
-    else:
-        metrics.record_cycle(report)
-        health.cycle_succeeded()
+        return False
+    metrics.record_cycle(report)
+    health.cycle_succeeded()
+    return True
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -155,7 +176,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     detectors = _detectors(settings)
     client = make_client(settings)
     if settings.manage_templates:
-        install_templates(client, settings.anomaly_index, settings.state_index)
+        install_templates(
+            client, settings.anomaly_index, settings.state_index, settings.dead_letter_index
+        )
     if args.once:
         report = cluster_cycle(settings, client, detectors, threading.Event())
         print(_dumps(report.summary()))
@@ -176,6 +199,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             settings.interval_seconds,
             lambda stop: _guarded_cycle(settings, client, detectors, stop, metrics, health),
             max_cycles=args.max_cycles,
+            max_backoff_s=settings.max_backoff_seconds,
         )
     finally:
         if server is not None:
@@ -187,7 +211,12 @@ def cmd_setup(_args: argparse.Namespace, settings: Settings) -> int:
     from sidecar.cluster.bootstrap import install_templates
     from sidecar.cluster.client import make_client
 
-    install_templates(make_client(settings), settings.anomaly_index, settings.state_index)
+    install_templates(
+        make_client(settings),
+        settings.anomaly_index,
+        settings.state_index,
+        settings.dead_letter_index,
+    )
     print(f"installed templates and indices: {settings.anomaly_index}, {settings.state_index}")
     return 0
 
@@ -210,7 +239,11 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         from sidecar.files.source import read_jsonl_events
 
         events = [
-            e for f in args.from_file for e in read_jsonl_events(Path(f), settings.fields, stats)
+            e
+            for f in args.from_file
+            for e in read_jsonl_events(
+                Path(f), settings.fields, stats, settings.host_case_sensitive
+            )
         ]
         streams = group_by_host(events)
         data: dict[str, object] = {"source": "files", "files": [str(f) for f in args.from_file]}
@@ -251,7 +284,6 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cluster_training_streams(args, settings: Settings, stats: InputStats):
     from sidecar.cluster.client import make_client
-    from sidecar.cluster.reader import ClusterSource
 
     now_ms = int(time.time() * 1000)
     end_ms = (
@@ -259,9 +291,7 @@ def _cluster_training_streams(args, settings: Settings, stats: InputStats):
     )
     days = args.days if args.days is not None else settings.train_days
     start_ms = _parse_instant(args.start) if args.start else end_ms - int(days * 86_400_000)
-    source = ClusterSource(
-        make_client(settings), settings.watched_indices, settings.fields, settings.page_size
-    )
+    source = cluster_source(settings, make_client(settings))
     streams = {}
     for host in source.hosts_with_new({}, start_ms, end_ms):
         stream = [
@@ -288,7 +318,13 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
 
     detectors = _detectors(settings)
     stats = InputStats()
-    source = FileSource.from_file(Path(args.from_file), settings.fields, stats, settings.page_size)
+    source = FileSource.from_file(
+        Path(args.from_file),
+        settings.fields,
+        stats,
+        settings.page_size,
+        settings.host_case_sensitive,
+    )
     sink = JsonlSink.open(Path(args.to_file))
     try:
         report = run_cycle(

@@ -154,6 +154,7 @@ class OpenSearchNode:
         self.port = 0
         self.run_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        self._launch: tuple[list[str], dict[str, str], pwd.struct_passwd | None] | None = None
 
     @property
     def url(self) -> str:
@@ -209,7 +210,14 @@ class OpenSearchNode:
             # A nearly full disk must not turn the node read-only in the middle of a test.
             "-Ecluster.routing.allocation.disk.threshold_enabled=false",
         ]
-        log_file = (self.run_dir / "stdout.log").open("wb")
+        self._launch = (command, env, user)
+        self._spawn()
+        self._wait_healthy(timeout_s)
+
+    def _spawn(self) -> None:
+        assert self.run_dir is not None and self._launch is not None
+        command, env, user = self._launch
+        log_file = (self.run_dir / "stdout.log").open("ab")
         self._process = subprocess.Popen(
             command,
             env=env,
@@ -221,6 +229,14 @@ class OpenSearchNode:
             group=user.pw_gid if user else None,
             extra_groups=[] if user else None,
         )
+
+    def halt(self, timeout_s: float = 60.0) -> None:
+        """Stop the node but keep its data and ports, as an outage would (see `resume`)."""
+        self._terminate(timeout_s)
+
+    def resume(self, timeout_s: float = 180.0) -> None:
+        """Start a halted node again on the same data, ports and settings."""
+        self._spawn()
         self._wait_healthy(timeout_s)
 
     def _wait_healthy(self, timeout_s: float) -> None:
@@ -246,7 +262,7 @@ class OpenSearchNode:
             (self.run_dir / "stdout.log").read_text(errors="replace").splitlines()[-lines:]
         )
 
-    def stop(self, timeout_s: float = 60.0) -> None:
+    def _terminate(self, timeout_s: float) -> None:
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -255,6 +271,9 @@ class OpenSearchNode:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        self._terminate(timeout_s)
         if self.run_dir is not None:
             shutil.rmtree(self.run_dir, ignore_errors=True)
             self.run_dir = None

@@ -38,6 +38,27 @@ class SidecarMetrics:
             ["action", "reason"],
             registry=r,
         )
+        self.unreadable = Gauge(
+            "sidecar_unreadable_documents",
+            "Documents in the watched indices that no read can reach, by reason (last cycle)",
+            ["reason"],
+            registry=r,
+        )
+        self.late_documents = Counter(
+            "sidecar_late_documents",
+            "Documents found behind a host's cursor within the lateness window (re-read)",
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "sidecar_dead_letters",
+            "Anomaly documents refused by the cluster and kept in the dead-letter index",
+            registry=r,
+        )
+        self.state_conflicts = Counter(
+            "sidecar_state_conflicts",
+            "Host states another sidecar had already moved at least as far (theirs kept)",
+            registry=r,
+        )
         self.errors = Counter(
             "sidecar_errors", "Failed cycles, by error kind", ["kind"], registry=r
         )
@@ -74,6 +95,16 @@ class SidecarMetrics:
             self.bad_input.labels("rejected", reason).inc(count)
         for reason, count in report.input.repaired.items():
             self.bad_input.labels("repaired", reason).inc(count)
+        for reason in (
+            "missing_timestamp",
+            "missing_host",
+            "timestamp_in_future",
+            "timestamp_not_epoch_ms",
+        ):
+            self.unreadable.labels(reason).set(report.unreadable.get(reason, 0))
+        self.late_documents.inc(report.late_documents)
+        self.dead_letters.inc(report.dead_letters)
+        self.state_conflicts.inc(report.state_conflicts)
         lags = [max(0.0, now_s - ts_ms / 1000) for ts_ms in report.host_positions.values()]
         for host, ts_ms in report.host_positions.items():
             self.host_lag.labels(host).set(max(0.0, now_s - ts_ms / 1000))

@@ -12,14 +12,14 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
 from sidecar.annotate import anomaly_document, anomaly_id
 from sidecar.ports import AnomalySink, CheckpointStore, Detector, EventSource, Page
 from sidecar.sharding import Shard
-from sidecar.types import CycleReport, HostSequence, HostState, LogEvent
+from sidecar.types import Cursor, CycleReport, HostSequence, HostState, LatenessPlan, LogEvent
 
 __all__ = ["CycleOptions", "run_cycle"]
 
@@ -40,6 +40,16 @@ class CycleOptions:
     message_excerpt_chars: int = 512
     # With N replicas, this one scores only the hosts it owns (hash(host) mod N).
     shard: Shard = Shard(0, 1)
+    # Documents arriving this long after the read lag, behind a host's cursor, are still
+    # scored; 0 turns the check off.
+    lateness_ms: int = 0
+    # Timestamps this far past now are counted as unreadable (None: no check).
+    future_tolerance_ms: int | None = None
+
+
+# The lateness window is checked in this many buckets: finer buckets re-read less after a late
+# arrival, coarser ones keep the state documents and the check's aggregation small.
+LATENESS_BUCKETS = 10
 
 
 class _Batch:
@@ -48,12 +58,38 @@ class _Batch:
     def __init__(self) -> None:
         self.events: dict[str, list[LogEvent]] = {}
         self.read_up_to: dict[str, Page] = {}
+        self.counts: dict[str, dict[int, int]] = {}
         self.size = 0
 
     def add(self, host: str, page: Page) -> None:
         self.events.setdefault(host, []).extend(page.events)
         self.read_up_to[host] = page
+        if page.counts:
+            host_counts = self.counts.setdefault(host, {})
+            for bucket, count in page.counts.items():
+                host_counts[bucket] = host_counts.get(bucket, 0) + count
         self.size += len(page.events)
+
+
+@dataclass
+class _Cycle:
+    """What one cycle carries from step to step."""
+
+    source: EventSource
+    detectors: Sequence[Detector]
+    sink: AnomalySink
+    checkpoints: CheckpointStore
+    now_ms: int
+    options: CycleOptions
+    report: CycleReport
+    tail_size: int
+    plan: LatenessPlan | None
+    states: dict[str, HostState] = field(default_factory=dict)
+    # Hosts being re-read for late documents, with the cursor they had: their state is not
+    # saved until the re-read passes it again, so a saved cursor never moves backwards.
+    rewound_from: dict[str, Cursor] = field(default_factory=dict)
+    # Hosts read up to the cycle's upper bound (not cut short by a shutdown).
+    completed: set[str] = field(default_factory=set)
 
 
 def run_cycle(
@@ -74,80 +110,132 @@ def run_cycle(
     started = time.perf_counter()
     structlog.contextvars.bind_contextvars(cycle_id=report.cycle_id)
     try:
-        _run(source, detectors, sink, checkpoints, now_ms, options, stop, report)
+        cycle = _Cycle(
+            source,
+            detectors,
+            sink,
+            checkpoints,
+            now_ms,
+            options,
+            report,
+            tail_size=max((d.window_size for d in detectors), default=1),
+            plan=_lateness_plan(options, upper_bound),
+        )
+        _run(cycle, stop)
     finally:
         report.duration_s = time.perf_counter() - started
-        if report.input.rejected or report.input.repaired:
+        if report.input.rejected or report.input.repaired or report.unreadable:
             # Once per cycle, with one sample per reason: enough to find the culprit without
             # flooding the log with one line per bad document.
             log.warning(
                 "bad_input",
                 rejected=dict(report.input.rejected),
                 repaired=dict(report.input.repaired),
+                unreadable=report.unreadable,
                 samples=report.input.samples,
             )
         structlog.contextvars.unbind_contextvars("cycle_id")
     return report
 
 
-def _run(
-    source: EventSource,
-    detectors: Sequence[Detector],
-    sink: AnomalySink,
-    checkpoints: CheckpointStore,
-    now_ms: int,
-    options: CycleOptions,
-    stop: threading.Event | None,
-    report: CycleReport,
-) -> None:
-    states = checkpoints.load()
-    tail_size = max((d.window_size for d in detectors), default=1)
+def _lateness_plan(options: CycleOptions, upper_bound: int) -> LatenessPlan | None:
+    if options.lateness_ms <= 0 or upper_bound >= _NO_UPPER_BOUND:
+        return None
+    bucket_ms = max(1_000, options.lateness_ms // LATENESS_BUCKETS)
+    start = upper_bound - options.lateness_ms
+    floor = start - start % bucket_ms  # aligned, so buckets line up from one cycle to the next
+    return LatenessPlan(floor_ms=floor, bucket_ms=bucket_ms, checked_through_ms=floor - 1)
+
+
+def _run(cycle: _Cycle, stop: threading.Event | None) -> None:
+    source, options, report = cycle.source, cycle.options, cycle.report
+    cycle.states = cycle.checkpoints.load()
+    if options.future_tolerance_ms is not None:
+        report.unreadable = source.unreadable(
+            cycle.now_ms + options.future_tolerance_ms, report.input
+        )
     new_host_from = (
-        None if options.initial_lookback_ms is None else now_ms - options.initial_lookback_ms
+        None if options.initial_lookback_ms is None else cycle.now_ms - options.initial_lookback_ms
     )
     hosts = [
         host
-        for host in source.hosts_with_new(states, new_host_from, report.upper_bound_ms)
+        for host in source.hosts_with_new(
+            cycle.states, new_host_from, report.upper_bound_ms, report.input
+        )
         if options.shard.owns(host)
     ]
+    from_ms: dict[str, int | None] = {}
+    for host, bucket in _rewind_late_hosts(cycle).items():
+        from_ms[host] = bucket
+        if host not in hosts:
+            hosts.append(host)
     report.hosts_seen = len(hosts)
-    log.info("cycle_started", hosts=len(hosts), upper_bound_ms=report.upper_bound_ms)
+    log.info(
+        "cycle_started",
+        hosts=len(hosts),
+        rewound=len(cycle.rewound_from),
+        upper_bound_ms=report.upper_bound_ms,
+    )
 
     batch = _Batch()
     for host in hosts:
-        state = states.get(host) or HostState(host)
-        from_ms = new_host_from if state.cursor is None else None
-        if state.cursor is None and not state.tail and from_ms is not None:
-            earlier = source.events_before(host, from_ms, tail_size, report.input)
-            state = HostState(host, None, tuple(e.as_context() for e in earlier))
-            states[host] = state
-        for page in source.read(host, state.cursor, from_ms, report.upper_bound_ms, report.input):
+        state = cycle.states.get(host)
+        if state is None:
+            state = HostState(host)
+            if new_host_from is not None:
+                earlier = source.events_before(host, new_host_from, cycle.tail_size, report.input)
+                state = HostState(host, None, tuple(e.as_context() for e in earlier))
+            cycle.states[host] = state
+            from_ms[host] = new_host_from
+        start = from_ms.get(host, new_host_from) if state.cursor is None else None
+        pages = source.read(
+            host, state.cursor, start, report.upper_bound_ms, report.input, cycle.plan
+        )
+        for page in pages:
             batch.add(host, page)
             report.events_read += len(page.events)
             if batch.size >= options.batch_events:
-                _flush(
-                    batch, states, detectors, sink, checkpoints, now_ms, tail_size, options, report
-                )
+                _flush(cycle, batch)
                 batch = _Batch()
                 if stop is not None and stop.is_set():
                     report.stopped_early = True
                     log.info("cycle_stopping_early", reason="shutdown requested")
                     return
-    _flush(batch, states, detectors, sink, checkpoints, now_ms, tail_size, options, report)
+        cycle.completed.add(host)
+    _flush(cycle, batch)
     log.info("cycle_finished", **report.summary())
 
 
-def _flush(
-    batch: _Batch,
-    states: dict[str, HostState],
-    detectors: Sequence[Detector],
-    sink: AnomalySink,
-    checkpoints: CheckpointStore,
-    now_ms: int,
-    tail_size: int,
-    options: CycleOptions,
-    report: CycleReport,
-) -> None:
+def _rewind_late_hosts(cycle: _Cycle) -> dict[str, int]:
+    """Hosts whose lateness buckets gained documents behind their cursor, set up to be re-read
+    from the first such bucket (with the events before it as context): host -> bucket."""
+    plan = cycle.plan
+    if plan is None:
+        return {}
+    through = max((s.read_through_ms or 0 for s in cycle.states.values()), default=0)
+    if through < plan.floor_ms:
+        return {}
+    plan = LatenessPlan(plan.floor_ms, plan.bucket_ms, through)
+    rewinds: dict[str, int] = {}
+    for host, (bucket, extra) in sorted(cycle.source.late_buckets(cycle.states, plan).items()):
+        state = cycle.states[host]
+        if not cycle.options.shard.owns(host) or state.cursor is None:
+            continue
+        if bucket > state.cursor.timestamp_ms:
+            continue  # after the cursor: the normal read gets them
+        earlier = cycle.source.events_before(host, bucket, cycle.tail_size, cycle.report.input)
+        cycle.rewound_from[host] = state.cursor
+        cycle.states[host] = state.rewound(tuple(e.as_context() for e in earlier), bucket)
+        cycle.report.late_documents += extra
+        cycle.report.rewound_hosts.add(host)
+        rewinds[host] = bucket
+    if rewinds:
+        log.info("late_documents", hosts=len(rewinds), documents=cycle.report.late_documents)
+    return rewinds
+
+
+def _flush(cycle: _Cycle, batch: _Batch) -> None:
+    report, states = cycle.report, cycle.states
     if not batch.read_up_to:
         return
     sequences = [
@@ -156,27 +244,41 @@ def _flush(
         if events
     ]
     documents: list[tuple[str, dict[str, object]]] = []
-    for detector in detectors:
+    for detector in cycle.detectors:
         result = detector.detect(sequences)
         report.events_scored[detector.name] += result.scored
         for detection in result.detections:
             documents.append(
                 (
                     anomaly_id(detection.model, detection.event.log_uuid),
-                    anomaly_document(detection, now_ms, options.message_excerpt_chars),
+                    anomaly_document(detection, cycle.now_ms, cycle.options.message_excerpt_chars),
                 )
             )
-    written = sink.write(documents)  # raises unless every document is acknowledged
+    written = cycle.sink.write(documents)  # raises unless every document is accounted for
     for _, doc in documents:
         report.anomalies_written[str(doc["model"]["name"])] += 1  # type: ignore[index]
     report.anomalies_already_present += written.already_present
+    report.dead_letters += written.dead_lettered
 
-    advanced = []
+    to_save = []
     for host, page in batch.read_up_to.items():
         previous = states.get(host) or HostState(host)
-        new_state = previous.advanced(batch.events.get(host, []), page.last, tail_size)
-        advanced.append(new_state)
+        new_state = previous.advanced(
+            batch.events.get(host, []),
+            page.last,
+            cycle.tail_size,
+            batch.counts.get(host),
+            report.upper_bound_ms if host in cycle.completed and cycle.plan else None,
+        )
+        if cycle.plan is not None:
+            new_state = new_state.pruned(cycle.plan.floor_ms)
         states[host] = new_state
-    checkpoints.save(advanced)
-    report.advanced_hosts.update(s.host for s in advanced)
-    report.host_positions.update({s.host: s.cursor.timestamp_ms for s in advanced if s.cursor})
+        behind = cycle.rewound_from.get(host)
+        if behind is not None:
+            if new_state.cursor is None or new_state.cursor < behind:
+                continue  # still re-reading what the saved state already covers
+            del cycle.rewound_from[host]
+        to_save.append(new_state)
+    report.state_conflicts += cycle.checkpoints.save(to_save)
+    report.advanced_hosts.update(s.host for s in to_save)
+    report.host_positions.update({s.host: s.cursor.timestamp_ms for s in to_save if s.cursor})

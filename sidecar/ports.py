@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from sidecar.types import Cursor, DetectionBatch, HostSequence, HostState, InputStats, LogEvent
+from sidecar.types import (
+    Cursor,
+    DetectionBatch,
+    HostSequence,
+    HostState,
+    InputStats,
+    LatenessPlan,
+    LogEvent,
+)
 
 __all__ = ["Page", "WriteResult", "EventSource", "AnomalySink", "CheckpointStore", "Detector"]
 
@@ -17,17 +25,25 @@ class Page:
 
     events: list[LogEvent]
     last: Cursor
+    # Documents read per lateness bucket (rejected ones included: the cluster counts them).
+    counts: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
     created: int
     already_present: int
+    # Refused for good by the cluster and kept in the dead-letter store instead.
+    dead_lettered: int = 0
 
 
 class EventSource(Protocol):
     def hosts_with_new(
-        self, states: Mapping[str, HostState], new_host_from_ms: int | None, upper_ms: int
+        self,
+        states: Mapping[str, HostState],
+        new_host_from_ms: int | None,
+        upper_ms: int,
+        stats: InputStats | None = None,
     ) -> list[str]:
         """Hosts with events after their cursor and at or before `upper_ms`.
 
@@ -42,8 +58,24 @@ class EventSource(Protocol):
         from_ms: int | None,
         upper_ms: int,
         stats: InputStats,
+        plan: LatenessPlan | None = None,
     ) -> Iterator[Page]:
-        """The host's events after `after` (or from `from_ms`), up to `upper_ms`, in pages."""
+        """The host's events after `after` (or from `from_ms`), up to `upper_ms`, in pages.
+
+        With a plan, each page also counts its documents per lateness bucket.
+        """
+        ...
+
+    def late_buckets(
+        self, states: Mapping[str, HostState], plan: LatenessPlan
+    ) -> dict[str, tuple[int, int]]:
+        """Hosts holding more documents in a bucket up to `plan.checked_through_ms` than their
+        state counted: host -> (the earliest such bucket, how many more documents in all)."""
+        ...
+
+    def unreadable(self, future_ms: int, stats: InputStats) -> dict[str, int]:
+        """Documents no read can reach (no timestamp, no host, a timestamp past `future_ms` or
+        not epoch-based), by reason, with a sample each in `stats`."""
         ...
 
     def events_before(
@@ -66,7 +98,10 @@ class AnomalySink(Protocol):
 class CheckpointStore(Protocol):
     def load(self) -> dict[str, HostState]: ...
 
-    def save(self, states: Sequence[HostState]) -> None: ...
+    def save(self, states: Sequence[HostState]) -> int:
+        """Save unless another writer moved a host's cursor at least as far since `load`
+        (never backwards); returns how many states were left to the other writer."""
+        ...
 
 
 class Detector(Protocol):

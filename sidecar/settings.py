@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     verify_certs: bool = True
     ca_bundle: Path | None = None
     request_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    # Retries of one request after a connection error or timeout; with the timeout this bounds
+    # how long a request can take: timeout × (retries + 1).
+    request_max_retries: int = Field(default=3, ge=0, le=10)
     # gzip on the wire: worth it over a slow link, a CPU cost next to the cluster.
     http_compress: bool = False
 
@@ -91,6 +94,15 @@ class Settings(BaseSettings):
     initial_lookback_seconds: float = Field(default=3_600.0, gt=0)
     page_size: int = Field(default=2_000, ge=10, le=10_000)
     batch_events: int = Field(default=50_000, ge=100)
+    # Documents that reach the cluster up to this long after the read lag, with timestamps the
+    # host's cursor has already passed, are still scored in their place (the host is re-read
+    # from the first late bucket). 0 turns the check off. See docs/reliability.md.
+    lateness_seconds: float = Field(default=600.0, ge=0, le=7 * 86_400)
+    # Timestamps further than this ahead of now are counted as bad input, not read (they would
+    # otherwise move a cursor past every event still to come).
+    future_tolerance_seconds: float = Field(default=300.0, ge=0, le=86_400)
+    # DNS and NetBIOS names are case-insensitive: GOKUL-L3C and gokul-l3c are one machine.
+    host_case_sensitive: bool = False
 
     # --- replicas -----------------------------------------------------------------------
     # N replicas split the hosts: replica i scores the hosts with hash(host) mod N == i.
@@ -101,6 +113,13 @@ class Settings(BaseSettings):
     # --- where results go ---------------------------------------------------------------
     anomaly_index: str = Field(default="log-anomalies", min_length=1)
     state_index: str = Field(default="log-anomaly-sidecar-state", min_length=1)
+    # Anomaly documents the cluster refuses for good (a 400 such as a mapping conflict) are kept
+    # here with the reason, so a cursor can move on without losing them.
+    dead_letter_index: str = Field(default="log-anomaly-sidecar-dead-letters", min_length=1)
+    # Anomaly documents per bulk request: smaller for a small or busy cluster.
+    bulk_chunk_docs: int = Field(default=1_000, ge=1, le=10_000)
+    # After a failed cycle the next one waits interval × 2^(failures-1), with jitter, up to this.
+    max_backoff_seconds: float = Field(default=600.0, gt=0, le=86_400)
     model_dir: Path = Path("models")
     message_excerpt_chars: int = Field(default=512, ge=16, le=32_766)
     # `run` installs its index templates at start. Turn off where the sidecar's role may not

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -10,6 +11,7 @@ __all__ = [
     "LogEvent",
     "Cursor",
     "HostState",
+    "LatenessPlan",
     "InputStats",
     "CycleReport",
     "HostSequence",
@@ -75,15 +77,50 @@ class HostState:
     host: str
     cursor: Cursor | None = None
     tail: tuple[LogEvent, ...] = ()
+    # Late-arrival check: how many documents were read per time bucket (bucket start ms ->
+    # count) within the lateness window, and the read bound of the cycle that saved them.
+    # A bucket the cluster now holds more documents in has received late ones.
+    counts: tuple[tuple[int, int], ...] = ()
+    read_through_ms: int | None = None
 
-    def advanced(self, events: list[LogEvent], cursor: Cursor, tail_size: int) -> HostState:
+    def advanced(
+        self,
+        events: list[LogEvent],
+        cursor: Cursor,
+        tail_size: int,
+        counts: Mapping[int, int] | None = None,
+        read_through_ms: int | None = None,
+    ) -> HostState:
         """The state after `events` were scored and everything up to `cursor` was read.
 
         `cursor` can lie past the last event when the page ended on rejected documents; those
         are counted, and moving past them keeps them from being re-read every cycle.
+        `counts` are documents read per bucket since the last state, added to the saved ones.
         """
         kept = (*self.tail, *(e.as_context() for e in events[-tail_size:]))
-        return HostState(self.host, cursor, kept[-tail_size:] if tail_size else ())
+        merged = dict(self.counts)
+        for bucket, count in (counts or {}).items():
+            merged[bucket] = merged.get(bucket, 0) + count
+        return HostState(
+            self.host,
+            cursor,
+            kept[-tail_size:] if tail_size else (),
+            tuple(sorted(merged.items())),
+            read_through_ms if read_through_ms is not None else self.read_through_ms,
+        )
+
+    def rewound(self, tail: tuple[LogEvent, ...], from_bucket_ms: int) -> HostState:
+        """The state to re-read from `from_bucket_ms` on: no cursor, the given context, and
+        the counts of the buckets about to be re-read dropped (the re-read counts them)."""
+        kept = tuple((b, n) for b, n in self.counts if b < from_bucket_ms)
+        return HostState(self.host, None, tail, kept, self.read_through_ms)
+
+    def pruned(self, floor_ms: int) -> HostState:
+        """Without the counts of buckets before the lateness window (they are never checked)."""
+        kept = tuple((b, n) for b, n in self.counts if b >= floor_ms)
+        if len(kept) == len(self.counts):
+            return self
+        return HostState(self.host, self.cursor, self.tail, kept, self.read_through_ms)
 
 
 @dataclass(slots=True)
@@ -96,11 +133,18 @@ class InputStats:
 
     def reject(self, reason: str, sample: object) -> None:
         self.rejected[reason] += 1
-        self.samples.setdefault(reason, repr(sample)[:300])
+        self._keep_sample(reason, sample)
 
     def repair(self, reason: str, sample: object) -> None:
         self.repaired[reason] += 1
-        self.samples.setdefault(reason, repr(sample)[:300])
+        self._keep_sample(reason, sample)
+
+    def _keep_sample(self, reason: str, sample: object) -> None:
+        # `sample` may be a function: building a sample for every document would cost more
+        # than parsing it, and only the first one per reason is kept.
+        if reason not in self.samples:
+            value = sample() if callable(sample) else sample
+            self.samples[reason] = repr(value)[:300]
 
     def merge(self, other: InputStats) -> None:
         self.rejected.update(other.rejected)
@@ -123,6 +167,14 @@ class CycleReport:
     anomalies_written: Counter[str] = field(default_factory=Counter)
     anomalies_already_present: int = 0
     input: InputStats = field(default_factory=InputStats)
+    # Documents the watched indices hold that no read can reach (no timestamp, no host, a
+    # timestamp in the future or not epoch-based), by reason: the state of the indices now.
+    unreadable: dict[str, int] = field(default_factory=dict)
+    late_documents: int = 0
+    rewound_hosts: set[str] = field(default_factory=set)
+    dead_letters: int = 0
+    # Host states another sidecar had already moved at least as far (theirs kept).
+    state_conflicts: int = 0
     stopped_early: bool = False
     duration_s: float = 0.0
 
@@ -137,9 +189,35 @@ class CycleReport:
             "anomalies_already_present": self.anomalies_already_present,
             "rejected": dict(self.input.rejected),
             "repaired": dict(self.input.repaired),
+            "unreadable": dict(self.unreadable),
+            "late_documents": self.late_documents,
+            "rewound_hosts": len(self.rewound_hosts),
+            "dead_letters": self.dead_letters,
+            "state_conflicts": self.state_conflicts,
             "stopped_early": self.stopped_early,
             "duration_s": round(self.duration_s, 3),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class LatenessPlan:
+    """This cycle's late-arrival window: buckets of `bucket_ms` from `floor_ms` (aligned) on.
+
+    Sources count the documents they read per bucket; the next cycle compares those counts
+    with what the cluster holds up to `checked_through_ms`, the previous cycle's read bound.
+    """
+
+    floor_ms: int
+    bucket_ms: int
+    checked_through_ms: int
+
+    def buckets(self, through_ms: int) -> list[int]:
+        return list(range(self.floor_ms, through_ms + 1, self.bucket_ms))
+
+    def bucket_of(self, timestamp_ms: int) -> int | None:
+        if timestamp_ms < self.floor_ms:
+            return None
+        return timestamp_ms - (timestamp_ms - self.floor_ms) % self.bucket_ms
 
 
 @dataclass(frozen=True, slots=True)

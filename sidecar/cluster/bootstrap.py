@@ -26,12 +26,24 @@ def load_template(name: str, index: str, mappings_dir: Path = MAPPINGS_DIR) -> d
     return template
 
 
-def install_templates(client: OpenSearch, anomaly_index: str, state_index: str) -> None:
-    """Idempotent: templates are overwritten with the current version, indices created once."""
-    for name, index in (("anomalies", anomaly_index), ("state", state_index)):
-        client.indices.put_index_template(name=f"{index}-template", body=load_template(name, index))
+def install_templates(
+    client: OpenSearch,
+    anomaly_index: str,
+    state_index: str,
+    dead_letter_index: str | None = None,
+) -> None:
+    """Idempotent: templates are overwritten with the current version, indices created once,
+    and fields a newer version added are put into the mapping of indices that already exist
+    (the mappings are strict, so a new field would otherwise be refused)."""
+    owned = [("anomalies", anomaly_index), ("state", state_index)]
+    if dead_letter_index is not None:
+        owned.append(("dead-letters", dead_letter_index))
+    for name, index in owned:
+        template = load_template(name, index)
+        client.indices.put_index_template(name=f"{index}-template", body=template)
         try:
             client.indices.create(index=index)
         except RequestError as exc:
             if "resource_already_exists_exception" not in str(exc.error):
                 raise
+            client.indices.put_mapping(index=index, body=template["template"]["mappings"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -21,8 +22,14 @@ class OrjsonSerializer(JSONSerializer):
     def loads(self, s: str | bytes) -> Any:
         try:
             return orjson.loads(s)
-        except orjson.JSONDecodeError as exc:
-            raise SerializationError(s, exc) from exc
+        except orjson.JSONDecodeError:
+            # orjson refuses lone surrogates (a "\ud800" escape the cluster stores as given);
+            # one such message must not make a whole page unreadable, so the standard decoder,
+            # which accepts them, gets a second look. Parsing then cleans the strings.
+            try:
+                return json.loads(s)
+            except ValueError as exc:
+                raise SerializationError(s, exc) from exc
 
     def dumps(self, data: Any) -> Any:
         if isinstance(data, str | bytes):
@@ -39,7 +46,7 @@ def make_client(settings: Settings) -> OpenSearch:
         "timeout": settings.request_timeout_seconds,
         "verify_certs": settings.verify_certs,
         "ssl_show_warn": settings.verify_certs,
-        "max_retries": 3,
+        "max_retries": settings.request_max_retries,
         "retry_on_timeout": True,
         "http_compress": settings.http_compress,
         "serializer": OrjsonSerializer(),

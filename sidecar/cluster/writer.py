@@ -1,7 +1,10 @@
 """Anomaly documents to the anomaly index with the bulk API, every item checked.
 
 `create` with a deterministic id: a redo finds the document already there (409) and leaves it
-alone, so analyst edits on an anomaly survive a replayed range.
+alone, so analyst edits on an anomaly survive a replayed range. Throttled items (429) and
+unavailable nodes are retried with jittered backoff a bounded number of times; items the
+cluster refuses for good (400 such as a mapping conflict, 413) go to the dead-letter index
+with the reason, so the cursor can move on and nothing is dropped without a trace.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ __all__ = ["ClusterSink", "bulk_create_body"]
 log = structlog.get_logger("sidecar.cluster.writer")
 
 _RETRYABLE = {429, 502, 503, 504}
+# Refusals that are about the document itself: retrying the same bytes cannot succeed.
+_PERMANENT = {400, 413}
 
 
 def bulk_create_body(index: str, documents: Sequence[tuple[str, dict[str, object]]]) -> bytes:
@@ -43,24 +48,27 @@ class ClusterSink:
         max_attempts: int = 5,
         backoff_s: float = 0.5,
         refresh: str | None = None,
+        dead_letter_index: str | None = None,
     ) -> None:
         self._client = client
         self._index = index
+        self._dead_letter_index = dead_letter_index
         self._chunk_docs = chunk_docs
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
         self._refresh = refresh
 
     def write(self, documents: Sequence[tuple[str, dict[str, object]]]) -> WriteResult:
-        created = present = 0
+        created = present = dead = 0
         for start in range(0, len(documents), self._chunk_docs):
-            c, p = self._write_chunk(documents[start : start + self._chunk_docs])
+            c, p, d = self._write_chunk(documents[start : start + self._chunk_docs])
             created += c
             present += p
-        return WriteResult(created=created, already_present=present)
+            dead += d
+        return WriteResult(created=created, already_present=present, dead_lettered=dead)
 
-    def _write_chunk(self, chunk: Sequence[tuple[str, dict[str, object]]]) -> tuple[int, int]:
-        created = present = 0
+    def _write_chunk(self, chunk: Sequence[tuple[str, dict[str, object]]]) -> tuple[int, int, int]:
+        created = present = dead = 0
         pending = list(chunk)
         for attempt in range(1, self._max_attempts + 1):
             try:
@@ -78,7 +86,7 @@ class ClusterSink:
                     self._sleep(attempt)
                     continue
                 raise WriteError(f"bulk write rejected ({exc.status_code}): {exc.error}") from exc
-            retry, failures = [], []
+            retry, refused, failures = [], [], []
             for item, doc in zip(response["items"], pending, strict=True):
                 result = item.get("create") or {}
                 status = int(result.get("status", 0))
@@ -88,6 +96,8 @@ class ClusterSink:
                     present += 1
                 elif status in _RETRYABLE:
                     retry.append(doc)
+                elif status in _PERMANENT and self._dead_letter_index is not None:
+                    refused.append((doc, status, result.get("error") or {}))
                 else:
                     failures.append({"_id": doc[0], "status": status, "error": result.get("error")})
             if failures:
@@ -96,14 +106,61 @@ class ClusterSink:
                     f"{failures[0]}",
                     failures,
                 )
+            if refused:
+                dead += self._dead_letter(refused)
             if not retry:
-                return created, present
+                return created, present, dead
             if attempt == self._max_attempts:
                 raise WriteError(f"{len(retry)} document(s) still throttled after {attempt} tries")
             log.warning("bulk_items_throttled", count=len(retry), attempt=attempt)
             pending = retry
             self._sleep(attempt)
-        return created, present
+        return created, present, dead
+
+    def _dead_letter(self, refused: list[tuple[tuple[str, dict[str, object]], int, dict]]) -> int:
+        """Keep refused documents with the reason; raises (cursor stays) if that fails too."""
+        now_ms = int(time.time() * 1000)
+        lines = []
+        for (doc_id, doc), status, error in refused:
+            model = doc.get("model")
+            entry = {
+                "anomaly_id": doc_id,
+                "target_index": self._index,
+                "failed_at": now_ms,
+                "status": status,
+                "error_type": str(error.get("type", "unknown")),
+                "error_reason": str(error.get("reason", ""))[:2_000],
+                "model": model.get("name") if isinstance(model, dict) else None,
+                "host": doc.get("host"),
+                "log_uuid": doc.get("log_uuid"),
+                "document": doc,
+            }
+            # `create` with the anomaly's own id: a redo of the same range adds nothing.
+            lines.append(
+                orjson.dumps({"create": {"_index": self._dead_letter_index, "_id": doc_id}})
+            )
+            lines.append(orjson.dumps(entry))
+        try:
+            response = self._client.bulk(body=b"\n".join(lines) + b"\n")
+        except (OSConnectionError, ConnectionTimeout, TransportError) as exc:
+            raise WriteError(f"dead-letter write failed: {exc}") from exc
+        failed = [
+            i["create"]
+            for i in response["items"]
+            if i["create"].get("status") not in (200, 201, 409)
+        ]
+        if failed:
+            raise WriteError(f"{len(failed)} dead letter(s) not stored, e.g. {failed[0]}")
+        first = refused[0]
+        log.error(
+            "anomalies_dead_lettered",
+            count=len(refused),
+            index=self._dead_letter_index,
+            status=first[1],
+            error=str(first[2].get("reason", ""))[:300],
+            sample_id=first[0][0],
+        )
+        return len(refused)
 
     def _sleep(self, attempt: int) -> None:
         # Exponential backoff with full jitter, so several sidecars do not retry in step.

@@ -135,7 +135,9 @@ def _demo(node: OpenSearchNode, workdir: Path, hosts: int, cycles: int, keep_nod
         )
         detectors.append(build_detector(artifact, settings.top_g))
 
-    install_templates(client, settings.anomaly_index, settings.state_index)
+    install_templates(
+        client, settings.anomaly_index, settings.state_index, settings.dead_letter_index
+    )
     incidents: list[Incident] = []
     clocks = {p.name: 0 for p in profiles}
     cycle_no = 0

@@ -51,6 +51,7 @@ class MemoryCheckpoints:
     def load(self) -> dict[str, HostState]:
         return dict(self.states)
 
-    def save(self, states: Sequence[HostState]) -> None:
+    def save(self, states: Sequence[HostState]) -> int:
         for state in states:
             self.states[state.host] = state
+        return 0

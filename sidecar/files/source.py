@@ -11,14 +11,16 @@ import structlog
 from sidecar.events import parse_event
 from sidecar.ports import Page
 from sidecar.settings import FieldNames
-from sidecar.types import Cursor, HostState, InputStats, LogEvent
+from sidecar.types import Cursor, HostState, InputStats, LatenessPlan, LogEvent
 
 __all__ = ["read_jsonl_events", "FileSource"]
 
 log = structlog.get_logger("sidecar.files")
 
 
-def read_jsonl_events(path: Path, fields: FieldNames, stats: InputStats) -> list[LogEvent]:
+def read_jsonl_events(
+    path: Path, fields: FieldNames, stats: InputStats, case_sensitive_hosts: bool = True
+) -> list[LogEvent]:
     """Every valid event in the file; bad lines are counted in `stats`, never fatal."""
     events: list[LogEvent] = []
     with path.open("rb") as handle:
@@ -33,7 +35,9 @@ def read_jsonl_events(path: Path, fields: FieldNames, stats: InputStats) -> list
             if not isinstance(doc, dict):
                 stats.reject("not_an_object", f"{path.name}:{line_no}")
                 continue
-            event = parse_event(doc, fields, stats, index=path.name)
+            event = parse_event(
+                doc, fields, stats, index=path.name, case_sensitive_hosts=case_sensitive_hosts
+            )
             if event is not None:
                 events.append(event)
     return events
@@ -52,9 +56,14 @@ class FileSource:
 
     @classmethod
     def from_file(
-        cls, path: Path, fields: FieldNames, stats: InputStats, page_size: int = 2_000
+        cls,
+        path: Path,
+        fields: FieldNames,
+        stats: InputStats,
+        page_size: int = 2_000,
+        case_sensitive_hosts: bool = True,
     ) -> FileSource:
-        return cls(read_jsonl_events(path, fields, stats), page_size)
+        return cls(read_jsonl_events(path, fields, stats, case_sensitive_hosts), page_size)
 
     def _pending(
         self, host: str, after: Cursor | None, from_ms: int | None, upper_ms: int
@@ -69,7 +78,11 @@ class FileSource:
         ]
 
     def hosts_with_new(
-        self, states: Mapping[str, HostState], new_host_from_ms: int | None, upper_ms: int
+        self,
+        states: Mapping[str, HostState],
+        new_host_from_ms: int | None,
+        upper_ms: int,
+        stats: InputStats | None = None,
     ) -> list[str]:
         hosts = []
         for host in sorted(self._by_host):
@@ -86,7 +99,9 @@ class FileSource:
         from_ms: int | None,
         upper_ms: int,
         stats: InputStats,
+        plan: LatenessPlan | None = None,
     ) -> Iterator[Page]:
+        # A file is complete when read: nothing arrives late, so nothing is counted.
         events = self._pending(host, after, from_ms, upper_ms)
         for start in range(0, len(events), self._page_size):
             chunk = events[start : start + self._page_size]
@@ -97,3 +112,11 @@ class FileSource:
     ) -> list[LogEvent]:
         earlier = [e for e in self._by_host.get(host, []) if e.timestamp_ms < before_ms]
         return earlier[-count:] if count else []
+
+    def late_buckets(
+        self, states: Mapping[str, HostState], plan: LatenessPlan
+    ) -> dict[str, tuple[int, int]]:
+        return {}
+
+    def unreadable(self, future_ms: int, stats: InputStats) -> dict[str, int]:
+        return {}  # lines without a timestamp or host were counted when the file was parsed

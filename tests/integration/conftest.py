@@ -27,16 +27,21 @@ from sidecar.types import CycleReport
 
 
 @pytest.fixture(scope="session")
-def opensearch_url() -> Iterator[str]:
-    existing = os.environ.get("SIDECAR_TEST_OPENSEARCH_URL")
-    if existing:
-        yield existing
+def opensearch_node() -> Iterator[OpenSearchNode | None]:
+    """The node this session started, or None when SIDECAR_TEST_OPENSEARCH_URL names one."""
+    if os.environ.get("SIDECAR_TEST_OPENSEARCH_URL"):
+        yield None
         return
     node = OpenSearchNode().start()
     try:
-        yield node.url
+        yield node
     finally:
         node.stop()
+
+
+@pytest.fixture(scope="session")
+def opensearch_url(opensearch_node: OpenSearchNode | None) -> str:
+    return opensearch_node.url if opensearch_node else os.environ["SIDECAR_TEST_OPENSEARCH_URL"]
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +87,7 @@ def make_settings(url: str, prefix: str, model_dir: Path, **extra: object) -> Se
         watched_indices=[f"{prefix}-logs-*"],
         anomaly_index=f"{prefix}-anomalies",
         state_index=f"{prefix}-state",
+        dead_letter_index=f"{prefix}-dead-letters",
         model_dir=model_dir,
         read_lag_seconds=0,
         # The test data is dated 2023: let first-seen hosts start from the beginning.
@@ -96,5 +102,7 @@ def deployment(
 ) -> Deployment:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     settings = make_settings(opensearch_url, prefix, model_dir)
-    install_templates(client, settings.anomaly_index, settings.state_index)
+    install_templates(
+        client, settings.anomaly_index, settings.state_index, settings.dead_letter_index
+    )
     return Deployment(settings, client, trained, prefix)

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import orjson
@@ -22,6 +19,7 @@ from sidecar.demo.runner import index_documents
 from sidecar.errors import WriteError
 from tests.helpers import INCIDENTS, T0, TRAIN_HOSTS, flagged_in_one_pass, read_jsonl, write_jsonl
 from tests.integration.conftest import Deployment
+from tests.integration.support import free_port, http_get, last_event_per_host, metric
 
 pytestmark = pytest.mark.integration
 
@@ -33,36 +31,6 @@ def batch(seed: int, start_ms: int, incidents: dict[str, str], events: int = 300
     return documents_with_incidents(
         PROFILES, start_ms, events, seed=seed, incidents=incidents, lead=lead
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def http_get(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def metric(text: str, name: str) -> float:
-    """The value of one sample in Prometheus text format."""
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    raise AssertionError(f"{name} not in metrics")
-
-
-def last_event_per_host(docs) -> dict[str, tuple[int, str]]:
-    last: dict[str, tuple[int, str]] = {}
-    for d in docs:
-        key = (int(d["_zl_timestamp"]), d["log_uuid"])
-        last[d["HOSTNAME"]] = max(last.get(d["HOSTNAME"], key), key)
-    return last
 
 
 def test_one_cycle_finds_the_injected_incidents(deployment: Deployment) -> None:

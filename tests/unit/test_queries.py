@@ -32,7 +32,7 @@ def test_a_host_page_is_sorted_resumable_and_fetches_only_needed_fields() -> Non
     body = host_page_query(KEYWORD, "h1", None, 99, ["1700000000000", "u9"], 500, ["A", "B"])
     assert body["sort"] == [
         {"_zl_timestamp.keyword": {"order": "asc"}},
-        {"log_uuid.keyword": {"order": "asc"}},
+        {"log_uuid.keyword": {"order": "asc", "missing": "", "unmapped_type": "keyword"}},
     ]
     assert body["search_after"] == ["1700000000000", "u9"]
     assert body["size"] == 500 and body["_source"] == {"includes": ["A", "B"]}
