@@ -299,6 +299,33 @@ def test_control_characters_and_lone_surrogates_in_a_message_are_replaced(
     assert flagged["event"]["message"] == "bell\ufffd nul\ufffd esc\ufffd half\ufffd end"
 
 
+def test_invalid_utf8_never_reaches_the_index_and_the_cycle_goes_on(
+    deployment: Deployment,
+) -> None:
+    docs = good_docs()
+    index_documents(deployment.client, deployment.logs, docs)
+    odd = orjson.dumps(bad_doc(EVENTID="9999", MESSAGE="PLACEHOLDER"))
+    # Raw bytes that are not UTF-8 (a Latin-1 e-acute, a lone continuation byte) in the body.
+    raw = odd.replace(b"PLACEHOLDER", b"caf\xe9 \x80 end")
+    body = orjson.dumps({"index": {"_index": deployment.logs}}) + b"\n" + raw + b"\n"
+    response = deployment.client.transport.perform_request(
+        "POST",
+        "/_bulk",
+        body=body,
+        params={"refresh": "true"},
+        headers={"content-type": "application/json"},
+    )
+
+    report = deployment.cycle()
+
+    # The node refuses such a document when it is indexed, so the sidecar never sees it
+    # (what the cluster does store, lone surrogates, is covered above).
+    [item] = response["items"]
+    assert item["index"]["status"] == 400
+    assert "UTF" in orjson.dumps(item["index"]["error"]).decode().upper()
+    assert report.events_read == len(docs) and not report.input.rejected
+
+
 def test_an_unknown_eventid_is_flagged_as_an_unseen_key(deployment: Deployment) -> None:
     docs = good_docs()
     odd = bad_doc(EVENTID="31337")
