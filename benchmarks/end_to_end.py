@@ -32,7 +32,7 @@ from sidecar.cli import cluster_cycle
 from sidecar.cluster.bootstrap import install_templates
 from sidecar.cluster.client import make_client
 from sidecar.demo.generator import fleet, normal_documents
-from sidecar.devnode import OpenSearchNode
+from sidecar.devnode import DevNode
 from sidecar.events import parse_event
 from sidecar.models.deeplog import DeepLogConfig
 from sidecar.models.registry import build_detector
@@ -167,7 +167,7 @@ def peak_rss_of_run_once(url: str, prefix: str, model_dir: Path) -> tuple[float,
 def run(args: argparse.Namespace) -> dict[str, object]:
     results: dict[str, object] = {}
     workdir = Path(tempfile.mkdtemp(prefix="e2e-bench-"))
-    node = OpenSearchNode(heap=args.heap).start()
+    node = DevNode(heap=args.heap).start()
     try:
         client = make_client(Settings(cluster_urls=[node.url], request_timeout_seconds=300))
         stats = InputStats()

@@ -56,7 +56,7 @@ from end_to_end import MAPPING, T0, bare_scan, load_index, sidecar_env
 
 from sidecar.cluster.client import make_client
 from sidecar.demo.generator import HostProfile, fleet, normal_documents
-from sidecar.devnode import OpenSearchNode
+from sidecar.devnode import DevNode
 from sidecar.events import parse_event
 from sidecar.models.deeplog import DeepLogConfig
 from sidecar.settings import FieldNames, Settings
@@ -472,7 +472,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "rss_poll_seconds": POLL_S,
         }
     }
-    node = OpenSearchNode(heap=args.heap).start()
+    node = DevNode(heap=args.heap).start()
     try:
         client = make_client(Settings(cluster_urls=[node.url], request_timeout_seconds=300))
         version = client.info()["version"]["number"]

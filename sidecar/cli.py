@@ -15,7 +15,7 @@ from opensearchpy.exceptions import OpenSearchException
 from pydantic import ValidationError
 
 from sidecar import __version__
-from sidecar.errors import ConfigError, ModelError, SidecarError
+from sidecar.errors import AccessError, ConfigError, ModelError, SidecarError
 from sidecar.logging import configure_logging
 from sidecar.models.registry import build_detector
 from sidecar.settings import Settings, describe_validation_error
@@ -26,6 +26,7 @@ __all__ = ["main", "load_settings"]
 log = structlog.get_logger("sidecar.cli")
 
 EXIT_CONFIG = 2
+EXIT_ACCESS = 3
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -163,7 +164,7 @@ def _guarded_cycle(
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from sidecar.cluster.bootstrap import install_templates
-    from sidecar.cluster.client import make_client
+    from sidecar.cluster.client import check_access, make_client, reachable
     from sidecar.metrics import SidecarMetrics
     from sidecar.scheduler import run_every
     from sidecar.server import Health, HealthServer
@@ -175,6 +176,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     log.info("shard", index=shard.index, count=shard.count)
     detectors = _detectors(settings)
     client = make_client(settings)
+    check_access(client, settings)
     if settings.manage_templates:
         install_templates(
             client, settings.anomaly_index, settings.state_index, settings.dead_letter_index
@@ -187,7 +189,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     for detector in detectors:
         metrics.model_info.labels(detector.name, detector.version).set(1)
     health = Health(
-        max_failed_cycles=settings.ready_max_failed_cycles, models_loaded=True, ping=client.ping
+        max_failed_cycles=settings.ready_max_failed_cycles,
+        models_loaded=True,
+        ping=lambda: reachable(client, settings.state_index),
     )
     server = None
     if settings.http_port:
@@ -481,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as exc:
         print(f"model error: {exc}", file=sys.stderr)
         return 1
+    except AccessError as exc:
+        print(f"access error: {exc}", file=sys.stderr)
+        return EXIT_ACCESS
     except SidecarError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,9 +1,10 @@
-"""A throw-away single-node OpenSearch for the test suite and the demo.
+"""A throw-away single-node OpenSearch (or Elasticsearch) for the test suite and the demo.
 
-Maven fetches `org.opensearch.distribution.integ-test-zip:opensearch:<version>:zip` into a cache
+Maven fetches `org.opensearch.distribution.integ-test-zip:opensearch:<version>:zip` (or
+`org.elasticsearch.distribution.integ-test-zip:elasticsearch:<version>:zip`) into a cache
 outside the repository (reused when present); the zip is unpacked once per version; each node
 gets fresh data, config and log directories, binds 127.0.0.1 on free ports with a small heap,
-and runs as an unprivileged user when started by root (OpenSearch refuses to run as root).
+and runs as an unprivileged user when started by root (both engines refuse to run as root).
 
     python -m sidecar.devnode start      # prints the URL; state in $CACHE/devnode.json
     python -m sidecar.devnode stop
@@ -12,25 +13,80 @@ and runs as an unprivileged user when started by root (OpenSearch refuses to run
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["OPENSEARCH_VERSION", "OpenSearchNode", "cache_dir", "fetch_distribution"]
+from sidecar.devsecurity import SecurityProfile, configure_security, secured_home
+
+__all__ = [
+    "OPENSEARCH_VERSION",
+    "ELASTICSEARCH_VERSION",
+    "Engine",
+    "ENGINES",
+    "DevNode",
+    "cache_dir",
+    "fetch_distribution",
+]
 
 OPENSEARCH_VERSION = os.environ.get("SIDECAR_DEV_OPENSEARCH_VERSION", "2.19.3")
-_ARTIFACT = "org.opensearch.distribution.integ-test-zip:opensearch:{version}:zip"
+ELASTICSEARCH_VERSION = os.environ.get("SIDECAR_DEV_ELASTICSEARCH_VERSION", "8.19.4")
 _SERVICE_USER = "opensearch-sidecar"
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    """What differs between the two engines' distributions and start-up."""
+
+    name: str  # also the artifact id, the zip's top folder and the start script
+    group: str
+    version: str
+    env_prefix: str  # <prefix>_PATH_CONF, <prefix>_TMPDIR, <prefix>_JAVA_OPTS
+    settings: tuple[str, ...] = ()
+
+    @property
+    def artifact(self) -> str:
+        return f"{self.group}:{self.name}:{self.version}:zip"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}-{self.version}"
+
+
+ENGINES = {
+    "opensearch": Engine(
+        "opensearch",
+        "org.opensearch.distribution.integ-test-zip",
+        OPENSEARCH_VERSION,
+        "OPENSEARCH",
+    ),
+    # Elasticsearch 8 turns security (TLS + auth) on by default; the plain test node runs
+    # without it, as the plain OpenSearch node runs without its security plugin.
+    "elasticsearch": Engine(
+        "elasticsearch",
+        "org.elasticsearch.distribution.integ-test-zip",
+        ELASTICSEARCH_VERSION,
+        "ES",
+        ("xpack.security.enabled=false",),
+    ),
+}
+# Not an engine, but fetched the same way: name, group and version make its Maven coordinates.
+SECURITY_PLUGIN = Engine(
+    "opensearch-security", "org.opensearch.plugin", f"{OPENSEARCH_VERSION}.0", "OPENSEARCH"
+)
 
 
 def cache_dir() -> Path:
@@ -55,20 +111,17 @@ def cache_dir() -> Path:
     return path
 
 
-def fetch_distribution(version: str = OPENSEARCH_VERSION) -> Path:
+def fetch_distribution(engine: Engine = ENGINES["opensearch"]) -> Path:
     """The distribution zip, downloaded by Maven into the cache's own local repository."""
     repo = cache_dir() / "m2"
     zip_path = (
-        repo
-        / "org/opensearch/distribution/integ-test-zip/opensearch"
-        / version
-        / f"opensearch-{version}.zip"
+        repo / engine.group.replace(".", "/") / engine.name / engine.version / f"{engine.label}.zip"
     )
     if zip_path.is_file():
         return zip_path
     if shutil.which("mvn") is None:
         raise RuntimeError(
-            "Maven (mvn) is needed to fetch OpenSearch; install it (apt-get install maven)"
+            f"Maven (mvn) is needed to fetch {engine.name}; install it (apt-get install maven)"
         )
     subprocess.run(
         [
@@ -76,7 +129,7 @@ def fetch_distribution(version: str = OPENSEARCH_VERSION) -> Path:
             "-q",
             "-B",
             "dependency:get",
-            f"-Dartifact={_ARTIFACT.format(version=version)}",
+            f"-Dartifact={engine.artifact}",
             "-Dtransitive=false",
             f"-Dmaven.repo.local={repo}",
         ],
@@ -87,15 +140,15 @@ def fetch_distribution(version: str = OPENSEARCH_VERSION) -> Path:
     return zip_path
 
 
-def _install(version: str) -> Path:
-    home = cache_dir() / f"opensearch-{version}"
-    if (home / "bin" / "opensearch").is_file():
+def _install(engine: Engine) -> Path:
+    home = cache_dir() / engine.label
+    if (home / "bin" / engine.name).is_file():
         return home
-    archive = fetch_distribution(version)
-    staging = Path(tempfile.mkdtemp(prefix=f".opensearch-{version}-", dir=cache_dir()))
+    archive = fetch_distribution(engine)
+    staging = Path(tempfile.mkdtemp(prefix=f".{engine.label}-", dir=cache_dir()))
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(staging)
-    unpacked = staging / f"opensearch-{version}"
+    unpacked = staging / engine.label
     for script in (unpacked / "bin").iterdir():
         script.chmod(0o755)
     for dirpath, dirnames, filenames in os.walk(unpacked):
@@ -143,14 +196,23 @@ def _java_home() -> str:
         return os.environ["JAVA_HOME"]
     java = shutil.which("java")
     if java is None:
-        raise RuntimeError("Java 17+ is needed to run OpenSearch; none found on PATH")
+        raise RuntimeError("Java 17+ is needed to run the dev node; none found on PATH")
     return str(Path(os.path.realpath(java)).parents[1])
 
 
-class OpenSearchNode:
-    def __init__(self, version: str = OPENSEARCH_VERSION, heap: str = "512m") -> None:
-        self.version = version
+class DevNode:
+    """A dev node of `engine` (OpenSearch unless told otherwise)."""
+
+    def __init__(
+        self,
+        engine: Engine | str = "opensearch",
+        heap: str = "512m",
+        security: SecurityProfile | None = None,
+    ) -> None:
+        self.engine = ENGINES[engine] if isinstance(engine, str) else engine
         self.heap = heap
+        # With a profile (OpenSearch only): TLS on HTTP and transport, basic auth, roles.
+        self.security = security
         self.port = 0
         self.run_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -158,9 +220,15 @@ class OpenSearchNode:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.security else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 180.0) -> OpenSearchNode:
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA that signed the node's certificate (secured profile)."""
+        return self.run_dir / "config" / "root-ca.pem" if self.security and self.run_dir else None
+
+    def start(self, timeout_s: float = 180.0) -> DevNode:
         try:
             self._start(timeout_s)
         except BaseException:
@@ -169,9 +237,12 @@ class OpenSearchNode:
         return self
 
     def _start(self, timeout_s: float) -> None:
-        home = _install(self.version)
+        home = _install(self.engine)
+        if self.security is not None:
+            plugin = fetch_distribution(SECURITY_PLUGIN)
+            home = secured_home(home, plugin, _java_home())
         user = _service_user()
-        self.run_dir = Path(tempfile.mkdtemp(prefix="sidecar-opensearch-"))
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"sidecar-{self.engine.name}-"))
         for sub in ("data", "logs", "tmp"):
             (self.run_dir / sub).mkdir()
         shutil.copytree(home / "config", self.run_dir / "config")
@@ -184,6 +255,8 @@ class OpenSearchNode:
             .replace("HeapDumpPath=data", f"HeapDumpPath={self.run_dir}/data")
             .replace("ErrorFile=logs/", f"ErrorFile={self.run_dir}/logs/")
         )
+        if self.security is not None:
+            configure_security(home, self.run_dir / "config", self.security, _java_home())
         if user is not None:
             for dirpath, _dirs, files in os.walk(self.run_dir):
                 os.chown(dirpath, user.pw_uid, user.pw_gid)
@@ -194,12 +267,15 @@ class OpenSearchNode:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "JAVA_HOME": _java_home(),
-            "OPENSEARCH_PATH_CONF": str(self.run_dir / "config"),
-            "OPENSEARCH_TMPDIR": str(self.run_dir / "tmp"),
-            "OPENSEARCH_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
+            # Elasticsearch reads only ES_JAVA_HOME (and otherwise wants its bundled JDK,
+            # which the integ-test-zip lacks).
+            f"{self.engine.env_prefix}_JAVA_HOME": _java_home(),
+            f"{self.engine.env_prefix}_PATH_CONF": str(self.run_dir / "config"),
+            f"{self.engine.env_prefix}_TMPDIR": str(self.run_dir / "tmp"),
+            f"{self.engine.env_prefix}_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
         }
         command = [
-            str(home / "bin" / "opensearch"),
+            str(home / "bin" / self.engine.name),
             "-Ediscovery.type=single-node",
             "-Enetwork.host=127.0.0.1",
             f"-Ehttp.port={self.port}",
@@ -209,6 +285,7 @@ class OpenSearchNode:
             "-Ecluster.name=sidecar-dev",
             # A nearly full disk must not turn the node read-only in the middle of a test.
             "-Ecluster.routing.allocation.disk.threshold_enabled=false",
+            *(f"-E{setting}" for setting in self.engine.settings),
         ]
         self._launch = (command, env, user)
         self._spawn()
@@ -241,19 +318,28 @@ class OpenSearchNode:
 
     def _wait_healthy(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        health = f"{self.url}/_cluster/health?wait_for_status=yellow&timeout=2s"
+        health = urllib.request.Request(
+            f"{self.url}/_cluster/health?wait_for_status=yellow&timeout=2s"
+        )
+        context = None
+        if self.security is not None:
+            context = ssl.create_default_context(cafile=str(self.ca_file))
+            token = base64.b64encode(f"admin:{self.security.users['admin']}".encode()).decode()
+            health.add_header("Authorization", f"Basic {token}")
         while time.monotonic() < deadline:
             assert self._process is not None
             if self._process.poll() is not None:
-                raise RuntimeError(f"OpenSearch exited early:\n{self.log_tail()}")
+                raise RuntimeError(f"{self.engine.name} exited early:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(health, timeout=5) as response:
+                with urllib.request.urlopen(health, timeout=5, context=context) as response:
                     if json.load(response).get("status") in ("yellow", "green"):
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
                 pass
             time.sleep(1)
-        raise RuntimeError(f"OpenSearch not healthy after {timeout_s:.0f}s:\n{self.log_tail()}")
+        raise RuntimeError(
+            f"{self.engine.name} not healthy after {timeout_s:.0f}s:\n{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 40) -> str:
         if self.run_dir is None or not (self.run_dir / "stdout.log").exists():
@@ -278,7 +364,7 @@ class OpenSearchNode:
             shutil.rmtree(self.run_dir, ignore_errors=True)
             self.run_dir = None
 
-    def __enter__(self) -> OpenSearchNode:
+    def __enter__(self) -> DevNode:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:
@@ -294,10 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["start", "stop", "fetch"])
     args = parser.parse_args(argv)
     if args.action == "fetch":
-        print(_install(OPENSEARCH_VERSION))
+        print(_install(ENGINES["opensearch"]))
         return 0
     if args.action == "start":
-        node = OpenSearchNode().start()
+        node = DevNode().start()
         assert node._process is not None and node.run_dir is not None
         _state_file().write_text(
             json.dumps({"pid": node._process.pid, "url": node.url, "run_dir": str(node.run_dir)})

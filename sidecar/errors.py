@@ -9,6 +9,7 @@ __all__ = [
     "WriteError",
     "CheckpointError",
     "ModelError",
+    "AccessError",
 ]
 
 
@@ -38,3 +39,8 @@ class CheckpointError(SidecarError):
 
 class ModelError(SidecarError):
     """A model artifact is missing, corrupt or incompatible with this version."""
+
+
+class AccessError(SidecarError):
+    """The cluster refused the certificate check or the credentials: retrying cannot help, so
+    the program stops at start-up with a message naming the setting to fix. Exit status 3."""

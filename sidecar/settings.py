@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     username: str | None = None
     password: SecretStr | None = None
     api_key: SecretStr | None = None
+    # Amazon OpenSearch Service: sign every request with AWS SigV4 (credentials from the
+    # standard AWS chain: environment, IRSA web identity, instance profile), instead of
+    # basic auth or an API key. `aoss` for OpenSearch Serverless.
+    aws_sigv4: bool = False
+    aws_region: str | None = None
+    aws_service: Literal["es", "aoss"] = "es"
     verify_certs: bool = True
     ca_bundle: Path | None = None
     request_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
@@ -219,6 +225,13 @@ class Settings(BaseSettings):
                 f"SIDECAR_SHARD_INDEX {self.shard_index} must be below SIDECAR_SHARD_COUNT "
                 f"{self.shard_count}"
             )
+        if self.aws_sigv4 and (self.username or self.api_key is not None):
+            raise ValueError(
+                "SIDECAR_AWS_SIGV4 signs requests itself; unset SIDECAR_USERNAME/PASSWORD and "
+                "SIDECAR_API_KEY"
+            )
+        if self.aws_sigv4 and not self.aws_region:
+            raise ValueError("SIDECAR_AWS_SIGV4 needs SIDECAR_AWS_REGION (e.g. eu-west-1)")
         if self.anomaly_index == self.state_index:
             raise ValueError("SIDECAR_ANOMALY_INDEX and SIDECAR_STATE_INDEX must differ")
         return self

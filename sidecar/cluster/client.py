@@ -7,12 +7,20 @@ from typing import Any
 
 import orjson
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import SerializationError
+from opensearchpy.exceptions import (
+    AuthenticationException,
+    AuthorizationException,
+    ConnectionTimeout,
+    SerializationError,
+    SSLError,
+)
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.serializer import JSONSerializer
 
+from sidecar.errors import AccessError
 from sidecar.settings import Settings
 
-__all__ = ["make_client", "OrjsonSerializer"]
+__all__ = ["make_client", "OrjsonSerializer", "reachable", "check_access"]
 
 
 class OrjsonSerializer(JSONSerializer):
@@ -57,4 +65,58 @@ def make_client(settings: Settings) -> OpenSearch:
         kwargs["http_auth"] = (settings.username, settings.password.get_secret_value())
     if settings.api_key is not None:
         kwargs["headers"] = {"Authorization": f"ApiKey {settings.api_key.get_secret_value()}"}
+    if settings.aws_sigv4:
+        kwargs["http_auth"] = aws_signer(settings)
     return OpenSearch(**kwargs)
+
+
+def aws_signer(settings: Settings) -> Any:
+    """SigV4 signing with credentials from botocore's chain, refreshed as they expire."""
+    import botocore.session
+    from opensearchpy import Urllib3AWSV4SignerAuth
+
+    credentials = botocore.session.Session().get_credentials()
+    if credentials is None:
+        raise AccessError(
+            "SIDECAR_AWS_SIGV4 is on but no AWS credentials were found (environment, "
+            "web identity token, shared config or instance profile)"
+        )
+    return Urllib3AWSV4SignerAuth(credentials, settings.aws_region, settings.aws_service)
+
+
+def reachable(client: OpenSearch, index: str) -> bool:
+    """Whether the cluster answers a request this sidecar is allowed to make.
+
+    Not `HEAD /`: the least-privilege role has no cluster permissions (a secured cluster answers
+    403), and minimal Elasticsearch distributions do not serve `/` at all. Counting the state
+    index needs only the read privilege the sidecar has anyway, on both engines.
+    """
+    client.count(index=index, params={"ignore_unavailable": "true", "allow_no_indices": "true"})
+    return True
+
+
+def check_access(client: OpenSearch, settings: Settings) -> None:
+    """Fail fast on what no retry can fix: a certificate that does not verify, credentials the
+    cluster refuses, a role that may not read the sidecar's own state. A cluster that is merely
+    down is left to the cycle loop, which backs off and retries."""
+    urls = ", ".join(settings.redacted()["cluster_urls"])  # type: ignore[arg-type]
+    try:
+        reachable(client, settings.state_index)
+    except SSLError as exc:
+        reason = str(getattr(exc, "info", "") or exc)[:300]
+        raise AccessError(
+            f"TLS verification of {urls} failed ({reason}); check SIDECAR_CA_BUNDLE "
+            f"(the CA that signed the cluster's certificate) and SIDECAR_VERIFY_CERTS"
+        ) from None
+    except AuthenticationException:
+        raise AccessError(
+            f"{urls} refused the credentials (401); check SIDECAR_USERNAME and "
+            f"SIDECAR_PASSWORD, or SIDECAR_API_KEY"
+        ) from None
+    except AuthorizationException:
+        raise AccessError(
+            f"the user may not read {settings.state_index} on {urls} (403); grant it the "
+            f"sidecar role from the README"
+        ) from None
+    except (OSConnectionError, ConnectionTimeout):
+        pass  # unreachable for now: not a configuration problem

@@ -31,7 +31,7 @@ from sidecar.demo.generator import (
     fleet,
     normal_documents,
 )
-from sidecar.devnode import OpenSearchNode
+from sidecar.devnode import DevNode
 from sidecar.logging import configure_logging
 from sidecar.models.registry import build_detector
 from sidecar.scheduler import run_every
@@ -75,7 +75,7 @@ def run_demo(hosts: int = 12, cycles: int = 3, keep_node: bool = False) -> int:
     configure_logging("WARNING", "console")
     workdir = Path(tempfile.mkdtemp(prefix="sidecar-demo-"))
     _say("[1/5] starting a local single-node OpenSearch (fetched by Maven on first use) ...")
-    node = OpenSearchNode().start()
+    node = DevNode().start()
     try:
         return _demo(node, workdir, hosts, cycles, keep_node)
     finally:
@@ -86,7 +86,7 @@ def run_demo(hosts: int = 12, cycles: int = 3, keep_node: bool = False) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _demo(node: OpenSearchNode, workdir: Path, hosts: int, cycles: int, keep_node: bool) -> int:
+def _demo(node: DevNode, workdir: Path, hosts: int, cycles: int, keep_node: bool) -> int:
     settings = Settings(
         cluster_urls=[node.url],
         watched_indices=["demo-logs-*"],

@@ -19,20 +19,34 @@ from opensearchpy import OpenSearch
 from sidecar.cli import cluster_cycle
 from sidecar.cluster.bootstrap import install_templates
 from sidecar.cluster.client import make_client
-from sidecar.devnode import OpenSearchNode
+from sidecar.devnode import DevNode
 from sidecar.models.artifacts import ModelArtifact
 from sidecar.models.registry import build_detector
 from sidecar.settings import Settings
 from sidecar.types import CycleReport
 
+# Every integration test runs once per engine. SIDECAR_TEST_ENGINES narrows the list
+# (e.g. "opensearch" while iterating); CI runs both.
+ENGINES = [
+    e.strip()
+    for e in os.environ.get("SIDECAR_TEST_ENGINES", "opensearch,elasticsearch").split(",")
+    if e.strip()
+]
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
 
 @pytest.fixture(scope="session")
-def opensearch_node() -> Iterator[OpenSearchNode | None]:
-    """The node this session started, or None when SIDECAR_TEST_OPENSEARCH_URL names one."""
+def opensearch_node(engine: str) -> Iterator[DevNode | None]:
+    """The node this session started for `engine`, or None when SIDECAR_TEST_OPENSEARCH_URL
+    names one (then only that node is used)."""
     if os.environ.get("SIDECAR_TEST_OPENSEARCH_URL"):
         yield None
         return
-    node = OpenSearchNode().start()
+    node = DevNode(engine).start()
     try:
         yield node
     finally:
@@ -40,7 +54,7 @@ def opensearch_node() -> Iterator[OpenSearchNode | None]:
 
 
 @pytest.fixture(scope="session")
-def opensearch_url(opensearch_node: OpenSearchNode | None) -> str:
+def opensearch_url(opensearch_node: DevNode | None) -> str:
     return opensearch_node.url if opensearch_node else os.environ["SIDECAR_TEST_OPENSEARCH_URL"]
 
 
