@@ -36,6 +36,7 @@ __all__ = [
     "OPENSEARCH_VERSION",
     "ELASTICSEARCH_VERSION",
     "Engine",
+    "MavenZip",
     "ENGINES",
     "DevNode",
     "cache_dir",
@@ -45,6 +46,23 @@ __all__ = [
 OPENSEARCH_VERSION = os.environ.get("SIDECAR_DEV_OPENSEARCH_VERSION", "2.19.3")
 ELASTICSEARCH_VERSION = os.environ.get("SIDECAR_DEV_ELASTICSEARCH_VERSION", "8.19.4")
 _SERVICE_USER = "opensearch-sidecar"
+
+
+@dataclass(frozen=True, slots=True)
+class MavenZip:
+    """Maven coordinates of a zip on Maven Central; `label` names the file and its top folder."""
+
+    group: str
+    name: str
+    version: str
+
+    @property
+    def coordinates(self) -> str:
+        return f"{self.group}:{self.name}:{self.version}:zip"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}-{self.version}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +76,12 @@ class Engine:
     settings: tuple[str, ...] = ()
 
     @property
-    def artifact(self) -> str:
-        return f"{self.group}:{self.name}:{self.version}:zip"
+    def distribution(self) -> MavenZip:
+        return MavenZip(self.group, self.name, self.version)
 
     @property
     def label(self) -> str:
-        return f"{self.name}-{self.version}"
+        return self.distribution.label
 
 
 ENGINES = {
@@ -83,9 +101,8 @@ ENGINES = {
         ("xpack.security.enabled=false",),
     ),
 }
-# Not an engine, but fetched the same way: name, group and version make its Maven coordinates.
-SECURITY_PLUGIN = Engine(
-    "opensearch-security", "org.opensearch.plugin", f"{OPENSEARCH_VERSION}.0", "OPENSEARCH"
+SECURITY_PLUGIN = MavenZip(
+    "org.opensearch.plugin", "opensearch-security", f"{OPENSEARCH_VERSION}.0"
 )
 
 
@@ -111,17 +128,22 @@ def cache_dir() -> Path:
     return path
 
 
-def fetch_distribution(engine: Engine = ENGINES["opensearch"]) -> Path:
-    """The distribution zip, downloaded by Maven into the cache's own local repository."""
+def fetch_distribution(artifact: MavenZip = ENGINES["opensearch"].distribution) -> Path:
+    """The zip (a distribution or a plugin), downloaded by Maven into the cache's own local
+    repository."""
     repo = cache_dir() / "m2"
     zip_path = (
-        repo / engine.group.replace(".", "/") / engine.name / engine.version / f"{engine.label}.zip"
+        repo
+        / artifact.group.replace(".", "/")
+        / artifact.name
+        / artifact.version
+        / f"{artifact.label}.zip"
     )
     if zip_path.is_file():
         return zip_path
     if shutil.which("mvn") is None:
         raise RuntimeError(
-            f"Maven (mvn) is needed to fetch {engine.name}; install it (apt-get install maven)"
+            f"Maven (mvn) is needed to fetch {artifact.name}; install it (apt-get install maven)"
         )
     subprocess.run(
         [
@@ -129,7 +151,7 @@ def fetch_distribution(engine: Engine = ENGINES["opensearch"]) -> Path:
             "-q",
             "-B",
             "dependency:get",
-            f"-Dartifact={engine.artifact}",
+            f"-Dartifact={artifact.coordinates}",
             "-Dtransitive=false",
             f"-Dmaven.repo.local={repo}",
         ],
@@ -144,7 +166,7 @@ def _install(engine: Engine) -> Path:
     home = cache_dir() / engine.label
     if (home / "bin" / engine.name).is_file():
         return home
-    archive = fetch_distribution(engine)
+    archive = fetch_distribution(engine.distribution)
     staging = Path(tempfile.mkdtemp(prefix=f".{engine.label}-", dir=cache_dir()))
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(staging)

@@ -6,7 +6,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from sidecar.types import CycleReport
+from sidecar.types import UNREADABLE_REASONS, CycleReport
 
 __all__ = ["SidecarMetrics"]
 
@@ -95,12 +95,7 @@ class SidecarMetrics:
             self.bad_input.labels("rejected", reason).inc(count)
         for reason, count in report.input.repaired.items():
             self.bad_input.labels("repaired", reason).inc(count)
-        for reason in (
-            "missing_timestamp",
-            "missing_host",
-            "timestamp_in_future",
-            "timestamp_not_epoch_ms",
-        ):
+        for reason in UNREADABLE_REASONS:
             self.unreadable.labels(reason).set(report.unreadable.get(reason, 0))
         self.late_documents.inc(report.late_documents)
         self.dead_letters.inc(report.dead_letters)

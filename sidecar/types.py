@@ -20,8 +20,17 @@ __all__ = [
     "DetectionBatch",
     "TemplateMatch",
     "CONTEXT_MESSAGE_CHARS",
+    "UNREADABLE_REASONS",
 ]
 
+
+# Why a document in the watched indices cannot be read at all (see EventSource.unreadable).
+UNREADABLE_REASONS = (
+    "missing_timestamp",
+    "missing_host",
+    "timestamp_in_future",
+    "timestamp_not_epoch_ms",
+)
 
 # Templates are built from the first CONTEXT_MESSAGE_CHARS of a message, so an event read back
 # from a saved tail yields the same template as when it was first read.

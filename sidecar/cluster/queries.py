@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 
 from sidecar.cluster.fields import ResolvedFields, TimestampKind
+from sidecar.types import UNREADABLE_REASONS
 
 __all__ = [
     "timestamp_value",
@@ -166,7 +167,7 @@ def unreadable_query(
         extra = {"format": "epoch_millis"} if fields.timestamp_kind != "numeric" else {}
         not_epoch = {"range": {ts: {"lt": 1_000_000_000_000, **extra}}}
         future = {"range": {ts: {"gt": future_ms, **extra}}}
-    filters = {
+    filters: dict[str, dict[str, object]] = {
         "missing_timestamp": {"bool": {"must_not": [{"exists": {"field": ts}}]}},
         "missing_host": {
             "bool": {
@@ -177,6 +178,7 @@ def unreadable_query(
         "timestamp_in_future": future,
         "timestamp_not_epoch_ms": not_epoch,
     }
+    assert tuple(filters) == UNREADABLE_REASONS  # the metrics publish exactly these
     return {
         "size": 0,
         "track_total_hits": False,
