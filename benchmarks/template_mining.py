@@ -64,6 +64,20 @@ def main() -> int:
             and a.template == b.template
             for row in rows
         )
+        # Two replicas, each mining every other line, then merging the other's saved state:
+        # both must label every line alike.
+        replicas = [TemplateMiner(), TemplateMiner()]
+        for i, row in enumerate(rows):
+            replicas[i % 2].add(row["Content"])
+        states = [r.to_json() for r in replicas]
+        replicas[0].merge(TemplateMiner.from_json(states[1]))
+        replicas[1].merge(TemplateMiner.from_json(states[0]))
+        agree = all(
+            (a := replicas[0].match(row["Content"])) is not None
+            and (b := replicas[1].match(row["Content"])) is not None
+            and a.id == b.id
+            for row in rows
+        )
         results[name] = {
             "lines": len(rows),
             "reference_templates": len(set(truth)),
@@ -71,13 +85,14 @@ def main() -> int:
             "accuracy": round(accuracy, 4),
             "drain_published": DRAIN_PUBLISHED.get(name),
             "ids_stable_after_reload": stable,
+            "merged_replicas_agree": agree,
             "lines_per_s": round(len(rows) / seconds),
         }
         published = DRAIN_PUBLISHED.get(name)
         print(
             f"{name:<10} {len(rows):>6} {len(set(truth)):>9} {len(miner.clusters):>6} "
             f"{accuracy:>9.4f} {published if published is not None else '-':>7}"
-            f"   ids stable after reload: {stable}"
+            f"   ids stable after reload: {stable}, merged replicas agree: {agree}"
         )
     out = ROOT / "benchmarks" / "results" / "template_mining.json"
     out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))

@@ -82,4 +82,35 @@ def anomaly_document(
             "closest_template": match.closest_template,
             "similarity": match.similarity,
         }
+    flow = detection.workflow
+    if flow is not None:
+        # The host group's normal path around the event (docs/workflow.md).
+        document["workflow"] = {
+            "group": flow.group,
+            "from_key": flow.from_key,
+            "path_before": list(flow.path_before),
+            "expected_next": [
+                {"key": step.key, "probability": step.probability} for step in flow.expected_next
+            ],
+            "expected_path": list(flow.expected_path),
+            "observed_transition_seen": flow.observed_transition_seen,
+        }
+    deviation = detection.parameters
+    if deviation is not None:
+        # DeepLog's parameter model: the event's timing and numbers against their prediction.
+        document["parameters"] = {
+            "error": deviation.error,
+            "threshold": deviation.threshold,
+            "deviating": deviation.deviating,
+            "values": [
+                {
+                    "name": v.name,
+                    "source": v.source,
+                    "observed": v.observed,
+                    "expected": v.expected,
+                    "deviation": v.deviation,
+                }
+                for v in deviation.values
+            ],
+        }
     return document

@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from sidecar import __version__
 from sidecar.errors import AccessError, ConfigError, ModelError, SidecarError
 from sidecar.logging import configure_logging
-from sidecar.models.registry import build_detector
 from sidecar.settings import Settings, describe_validation_error
 from sidecar.types import CycleReport, InputStats
 
@@ -42,32 +41,53 @@ def _device(settings: Settings) -> torch.device:
     return torch.device("cpu")
 
 
-def _detectors(settings: Settings):  # -> list[NextKeyDetector]
-    from sidecar.models.artifacts import load_artifact
+def model_store(settings: Settings, client=None):  # -> ModelStore
+    """The configured model store: the cluster's model index, or a directory (PVC)."""
+    if settings.model_store == "file":
+        from sidecar.models.store import FileModelStore
+
+        return FileModelStore(settings.model_dir)
+    from sidecar.cluster.client import make_client
+    from sidecar.cluster.modelstore import ClusterModelStore
+
+    return ClusterModelStore(client or make_client(settings), settings.model_index)
+
+
+def detector_options(settings: Settings):  # -> DetectorOptions
+    from sidecar.models.catalog import DetectorOptions
 
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    device = _device(settings)
+    return DetectorOptions(
+        top_g=settings.top_g,
+        device=_device(settings),
+        similarity_threshold=settings.template_similarity,
+        min_probability=settings.min_probability,
+        parameter_confidence=settings.parameter_confidence,
+    )
+
+
+def _detectors(settings: Settings, store=None):  # -> list[Detector]
+    from sidecar.diagnosis import attach_workflows
+    from sidecar.models.artifacts import load_artifact
+    from sidecar.models.catalog import kind_of
+
+    store = store if store is not None else model_store(settings)
+    options = detector_options(settings)
     detectors = []
     for name in settings.models:
-        artifact = load_artifact(settings.model_dir, name)
-        detectors.append(
-            build_detector(
-                artifact,
-                settings.top_g,
-                device,
-                settings.template_similarity,
-                settings.min_probability,
-            )
-        )
+        artifact = load_artifact(store, name)
+        detector = kind_of(name).detector(artifact, options)
+        attach_workflows(detector, artifact.manifest)  # kinds that do not load them themselves
+        detectors.append(detector)
         log.info(
             "model_loaded",
             model=name,
             version=artifact.version,
             keys=artifact.vocabulary.known,
-            window_size=artifact.config.window_size,
+            window_size=artifact.config.window_size,  # type: ignore[attr-defined]
             top_g=settings.top_g,
-            device=str(device),
+            device=str(options.device),
         )
     return detectors
 
@@ -86,6 +106,30 @@ def model_config(name: str, settings: Settings):
     }
     if name == "loganomaly":
         return LogAnomalyConfig(**common, similarity_threshold=settings.template_similarity)
+    if name == "parameters":
+        from sidecar.models.parameters import ParameterConfig
+
+        return ParameterConfig(
+            window_size=settings.window_size, confidence=settings.parameter_confidence
+        )
+    if name == "pca":
+        from sidecar.models.pca import PCAConfig
+
+        return PCAConfig(
+            window_size=settings.window_size,
+            variance=settings.pca_variance,
+            alpha=settings.pca_alpha,
+        )
+    if name == "autoencoder":
+        from sidecar.models.autoencoder import AutoencoderConfig
+
+        return AutoencoderConfig(
+            window_size=settings.window_size,
+            quantile=settings.autoencoder_quantile,
+            epochs=settings.train_epochs,
+            batch_size=settings.train_batch_size,
+            seed=settings.train_seed,
+        )
     return DeepLogConfig(**common)
 
 
@@ -112,6 +156,28 @@ def cluster_source(settings: Settings, client):  # -> ClusterSource
         settings.fields,
         settings.page_size,
         case_sensitive_hosts=settings.host_case_sensitive,
+        event_id_optional=settings.template_mining != "off",
+    )
+
+
+def event_keys(settings: Settings, client=None):  # -> TemplateLabeller | None
+    """Template mining as SIDECAR_TEMPLATE_MINING says (None when off), its state in the state
+    index with a client, else in SIDECAR_MODEL_DIR. A fresh one per cycle: it loads the
+    shared state when first needed, and a failed cycle's learning is dropped with it."""
+    if settings.template_mining == "off":
+        return None
+    from sidecar.eventkeys import TemplateLabeller
+
+    if client is not None:
+        from sidecar.cluster.minerstate import ClusterMinerStore
+
+        return TemplateLabeller(
+            settings.template_mining, ClusterMinerStore(client, settings.state_index)
+        )
+    from sidecar.files.minerstate import MINER_STATE_FILE, FileMinerStore
+
+    return TemplateLabeller(
+        settings.template_mining, FileMinerStore(settings.model_dir / MINER_STATE_FILE)
     )
 
 
@@ -136,17 +202,22 @@ def cluster_cycle(settings: Settings, client, detectors, stop: threading.Event) 
         now_ms=int(time.time() * 1000),
         options=_cycle_options(settings),
         stop=stop,
+        keys=event_keys(settings, client),
     )
 
 
 def _guarded_cycle(
-    settings: Settings, client, detectors, stop: threading.Event, metrics, health
+    settings: Settings, client, models, stop: threading.Event, metrics, health
 ) -> bool:
     """A failed cycle is logged, counted and retried after a backoff; it never ends the
     process. Returns whether the cycle succeeded."""
     started = time.perf_counter()
     try:
-        report = cluster_cycle(settings, client, detectors, stop)
+        if maintain_models(settings, client, models):
+            metrics.model_info.clear()
+            for name, version in models.versions().items():
+                metrics.model_info.labels(name, version).set(1)
+        report = cluster_cycle(settings, client, models.detectors, stop)
     except SidecarError as exc:
         log.error("cycle_failed", kind=type(exc).__name__, error=str(exc))
         metrics.record_failure(type(exc).__name__, time.perf_counter() - started)
@@ -163,7 +234,6 @@ def _guarded_cycle(
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from sidecar.cluster.bootstrap import install_templates
     from sidecar.cluster.client import check_access, make_client, reachable
     from sidecar.metrics import SidecarMetrics
     from sidecar.scheduler import run_every
@@ -174,20 +244,19 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     log.info("shard", index=shard.index, count=shard.count)
-    detectors = _detectors(settings)
     client = make_client(settings)
     check_access(client, settings)
     if settings.manage_templates:
-        install_templates(
-            client, settings.anomaly_index, settings.state_index, settings.dead_letter_index
-        )
+        _install_templates(settings, client)
+    models = active_models(settings, client)
     if args.once:
-        report = cluster_cycle(settings, client, detectors, threading.Event())
-        print(_dumps(report.summary()))
+        maintain_models(settings, client, models)
+        report = cluster_cycle(settings, client, models.detectors, threading.Event())
+        print(_dumps({**report.summary(), "models": models.versions()}))
         return 0
     metrics = SidecarMetrics()
-    for detector in detectors:
-        metrics.model_info.labels(detector.name, detector.version).set(1)
+    for name, version in models.versions().items():
+        metrics.model_info.labels(name, version).set(1)
     health = Health(
         max_failed_cycles=settings.ready_max_failed_cycles,
         models_loaded=True,
@@ -198,30 +267,228 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         server = HealthServer(settings.http_host, settings.http_port, health, metrics).start()
         log.info("http_server_started", port=server.port, paths=["/healthz", "/readyz", "/metrics"])
     log.info("scheduler_starting", interval_s=settings.interval_seconds)
+    stop = threading.Event()
+    retrainer = None
+    if settings.retrain_interval_seconds and shard.index == 0:
+        # One replica retrains; the others pick the promoted version up from the store.
+        retrainer = threading.Thread(
+            target=_retrain_every,
+            args=(settings, client, stop),
+            name="retrain",
+            daemon=True,
+        )
+        retrainer.start()
     try:
         run_every(
             settings.interval_seconds,
-            lambda stop: _guarded_cycle(settings, client, detectors, stop, metrics, health),
+            lambda stop: _guarded_cycle(settings, client, models, stop, metrics, health),
+            stop=stop,
             max_cycles=args.max_cycles,
             max_backoff_s=settings.max_backoff_seconds,
         )
     finally:
+        stop.set()
         if server is not None:
             server.stop()
     return 0
 
 
-def cmd_setup(_args: argparse.Namespace, settings: Settings) -> int:
+def _install_templates(settings: Settings, client) -> None:
     from sidecar.cluster.bootstrap import install_templates
-    from sidecar.cluster.client import make_client
 
     install_templates(
-        make_client(settings),
+        client,
         settings.anomaly_index,
         settings.state_index,
         settings.dead_letter_index,
+        settings.model_index if settings.model_store == "cluster" else None,
     )
+
+
+def cmd_setup(_args: argparse.Namespace, settings: Settings) -> int:
+    from sidecar.cluster.client import make_client
+
+    _install_templates(settings, make_client(settings))
     print(f"installed templates and indices: {settings.anomaly_index}, {settings.state_index}")
+    return 0
+
+
+# -- model lifecycle ---------------------------------------------------------------------------
+
+
+def active_models(settings: Settings, client=None):  # -> ActiveModels
+    from sidecar.lifecycle import ActiveModels
+
+    store = model_store(settings, client)
+    models = ActiveModels(store, settings.models, detector_options(settings))
+    models.refresh()
+    return models
+
+
+def maintain_models(settings: Settings, client, models) -> bool:
+    """Before a cycle: learn analysts' new false-positive marks (one replica does it), then
+    load any version that became active since the last cycle. Returns whether a model changed.
+
+    A failure to learn feedback is logged and the cycle goes on with the current models;
+    the marks stay pending and are tried again next cycle."""
+    from sidecar.cluster.feedback import mark_applied, pending_false_positives
+    from sidecar.lifecycle import apply_false_positives
+
+    if settings.online_update and settings.shard().index == 0:
+        for name in settings.models:
+            artifact = models.artifacts.get(name)
+            marked = pending_false_positives(client, settings.anomaly_index, name)
+            if not marked or artifact is None:
+                continue
+            try:
+                updated = apply_false_positives(models.store, artifact, marked, models.options)
+            except (ModelError, ValueError, RuntimeError) as exc:
+                log.error("online_update_failed", model=name, marked=len(marked), error=str(exc))
+                continue
+            if updated is None:
+                log.info(
+                    "online_update_unsupported",
+                    model=name,
+                    marked=len(marked),
+                    hint="learned at the next retraining",
+                )
+                continue
+            mark_applied(
+                client, settings.anomaly_index, [m.document_id for m in marked], updated.version
+            )
+    return bool(models.refresh())
+
+
+def _retrain_window(
+    settings: Settings, now_ms: int, end_ms: int | None = None, days: float | None = None
+) -> tuple[int, int, int]:
+    """(start, holdout start, end) of the rolling training window."""
+    end = end_ms if end_ms is not None else now_ms - int(settings.read_lag_seconds * 1000)
+    start = end - int((days if days is not None else settings.train_days) * 86_400_000)
+    holdout_from = end - int((end - start) * settings.retrain_holdout_fraction)
+    return start, holdout_from, end
+
+
+def retrain_all(
+    settings: Settings,
+    client,
+    store,
+    now_ms: int | None = None,
+    end_ms: int | None = None,
+    days: float | None = None,
+) -> list[dict]:
+    """Retrain every configured model on the rolling window; each candidate is promoted only
+    if the held-out slice's false-positive rate does not rise (sidecar.lifecycle.retrain)."""
+    from sidecar.cluster.feedback import confirmed_incidents
+    from sidecar.lifecycle import retrain
+
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    start, holdout_from, end = _retrain_window(settings, now_ms, end_ms, days)
+    stats = InputStats()
+    streams = _read_streams(settings, client, start, end, stats)
+    _mine_training_keys(settings, streams, stats, in_cluster=True)
+    confirmed = confirmed_incidents(client, settings.anomaly_index, start, end)
+    data = {
+        "source": "cluster",
+        "indices": settings.watched_indices,
+        "start_ms": start,
+        "end_ms": end,
+        "schedule": "retrain",
+    }
+    outcomes = []
+    for name in settings.models:
+        outcome = retrain(
+            store,
+            name,
+            model_config(name, settings),
+            streams,
+            holdout_from,
+            detector_options(settings),
+            data,
+            confirmed=confirmed,
+            tolerance=settings.retrain_fpr_tolerance,
+            host_group_pattern=settings.host_group_pattern or None,
+        )
+        outcomes.append(outcome.to_json())
+    return outcomes
+
+
+def _retrain_every(settings: Settings, client, stop: threading.Event) -> None:
+    store = model_store(settings, client)
+    while not stop.wait(settings.retrain_interval_seconds):
+        try:
+            retrain_all(settings, client, store)
+        except Exception as exc:  # noqa: BLE001 - a failed retraining keeps the current model
+            log.error("retrain_failed", kind=type(exc).__name__, error=str(exc))
+
+
+def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from sidecar.cluster.client import make_client
+
+    client = make_client(settings)
+    end_ms = _parse_instant(args.end) if args.end else None
+    outcomes = retrain_all(settings, client, model_store(settings, client), None, end_ms, args.days)
+    print(_dumps(outcomes[0] if len(outcomes) == 1 else outcomes))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from sidecar.lifecycle import rollback
+
+    store = model_store(settings)
+    name = args.model or settings.models[0]
+    if args.action == "rollback":
+        activation = rollback(store, name, args.to)
+        print(_dumps({"model": name, **activation.to_json()}))
+        return 0
+    if args.action == "promote":
+        if not args.to:
+            raise ConfigError("models promote needs --to VERSION")
+        activation = store.activate(name, args.to, "promoted by hand")
+        print(_dumps({"model": name, **activation.to_json()}))
+        return 0
+    active = store.active(name)
+    rows = []
+    for manifest in store.manifests(name):
+        version = str(manifest["version"])
+        notes = store.notes(name, version)
+        training = manifest.get("training") or {}
+        rows.append(
+            {
+                "version": version,
+                "active": version == active,
+                "created_at": manifest.get("created_at"),
+                "parent": manifest.get("parent"),
+                "status": notes.get("status"),
+                "keys": len((manifest.get("vocabulary") or {}).get("keys") or []),  # type: ignore[union-attr]
+                "events": training.get("events"),  # type: ignore[union-attr]
+                "evaluation": notes.get("evaluation"),
+                "online_update": bool(manifest.get("online_update")),
+            }
+        )
+    history = [a.to_json() for a in store.history(name)]
+    print(
+        _dumps(
+            {
+                "model": name,
+                "store": str(store),
+                "active": active,
+                "versions": rows,
+                "history": history,
+            }
+        )
+    )
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
+    from sidecar.cluster.client import make_client
+    from sidecar.cluster.feedback import set_verdict
+
+    set_verdict(
+        make_client(settings), settings.anomaly_index, args.id, args.verdict, args.by, args.note
+    )
+    print(f"{args.id}: feedback.verdict = {args.verdict}")
     return 0
 
 
@@ -246,13 +513,20 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             e
             for f in args.from_file
             for e in read_jsonl_events(
-                Path(f), settings.fields, stats, settings.host_case_sensitive
+                Path(f),
+                settings.fields,
+                stats,
+                settings.host_case_sensitive,
+                settings.template_mining != "off",
             )
         ]
         streams = group_by_host(events)
         data: dict[str, object] = {"source": "files", "files": [str(f) for f in args.from_file]}
     else:
         streams, data = _cluster_training_streams(args, settings, stats)
+    mined = _mine_training_keys(settings, streams, stats, in_cluster=not args.from_file)
+    if mined is not None:
+        data["template_mining"] = {"mode": settings.template_mining, "mined_event_ids": mined}
     if stats.rejected or stats.repaired:
         log.warning(
             "bad_input",
@@ -264,26 +538,79 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         print("no events found to train on", file=sys.stderr)
         return 1
     results = []
+    store = model_store(settings)
     for name in settings.models:
         artifact = train_model(
             name,
             streams,
             model_config(name, settings),
-            settings.model_dir,
+            store,
             data,
             on_epoch=lambda epoch, loss: log.debug("epoch", epoch=epoch, loss=round(loss, 5)),
+            host_group_pattern=settings.host_group_pattern or None,
         )
         results.append(
             {
                 "model": artifact.name,
                 "version": artifact.version,
-                "path": str(settings.model_dir / artifact.name / artifact.version),
+                "store": str(store),
                 "keys": artifact.vocabulary.known,
                 "training": artifact.manifest["training"],
             }
         )
     print(_dumps(results[0] if len(results) == 1 else results))
     return 0
+
+
+def _mine_training_keys(
+    settings: Settings, streams: dict, stats: InputStats, in_cluster: bool
+) -> int | None:
+    """Key the training events as the cycles will and save the miner state the cycles start
+    from, so the vocabulary holds the ids they produce. Returns how many events got a mined
+    id, None with template mining off."""
+    if settings.template_mining == "off":
+        return None
+    client = None
+    if in_cluster:
+        from sidecar.cluster.client import make_client
+
+        client = make_client(settings)
+    keys = event_keys(settings, client)
+    assert keys is not None
+    mined = 0
+    for host, stream in streams.items():
+        labelled = keys.label(stream, stats)
+        streams[host] = labelled.events
+        mined += labelled.mined
+    if mined:
+        if client is not None and settings.manage_templates:
+            from sidecar.cluster.bootstrap import install_templates
+
+            # The state index must have its strict mapping before the state lands in it.
+            install_templates(
+                client, settings.anomaly_index, settings.state_index, settings.dead_letter_index
+            )
+        keys.save()
+        log.info(
+            "template_mining",
+            mode=settings.template_mining,
+            mined_event_ids=mined,
+            templates=len(keys.miner.clusters),
+        )
+    return mined
+
+
+def _read_streams(settings: Settings, client, start_ms: int, end_ms: int, stats: InputStats):
+    """Every host's events in [start, end] from the watched indices, in reading order."""
+    source = cluster_source(settings, client)
+    streams = {}
+    for host in source.hosts_with_new({}, start_ms, end_ms):
+        stream = [
+            e for page in source.read(host, None, start_ms, end_ms, stats) for e in page.events
+        ]
+        if stream:
+            streams[host] = stream
+    return streams
 
 
 def _cluster_training_streams(args, settings: Settings, stats: InputStats):
@@ -295,14 +622,7 @@ def _cluster_training_streams(args, settings: Settings, stats: InputStats):
     )
     days = args.days if args.days is not None else settings.train_days
     start_ms = _parse_instant(args.start) if args.start else end_ms - int(days * 86_400_000)
-    source = cluster_source(settings, make_client(settings))
-    streams = {}
-    for host in source.hosts_with_new({}, start_ms, end_ms):
-        stream = [
-            e for page in source.read(host, None, start_ms, end_ms, stats) for e in page.events
-        ]
-        if stream:
-            streams[host] = stream
+    streams = _read_streams(settings, make_client(settings), start_ms, end_ms, stats)
     data = {
         "source": "cluster",
         "indices": settings.watched_indices,
@@ -328,7 +648,16 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
         stats,
         settings.page_size,
         settings.host_case_sensitive,
+        settings.template_mining != "off",
     )
+    keys = None
+    if settings.template_mining != "off":
+        from sidecar.eventkeys import TemplateLabeller
+        from sidecar.files.minerstate import MINER_STATE_FILE, MemoryMinerStore
+
+        # Starts from the state training saved; what this file teaches it is not kept.
+        seeded = MemoryMinerStore.seeded_from(settings.model_dir / MINER_STATE_FILE)
+        keys = TemplateLabeller(settings.template_mining, seeded)
     sink = JsonlSink.open(Path(args.to_file))
     try:
         report = run_cycle(
@@ -344,11 +673,40 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
                 batch_events=settings.batch_events,
                 message_excerpt_chars=settings.message_excerpt_chars,
             ),
+            keys=keys,
         )
     finally:
         sink.close()
     report.input.merge(stats)
     print(_dumps(report.summary()))
+    return 0
+
+
+# -- workflow ----------------------------------------------------------------------------------
+
+
+def cmd_workflow(args: argparse.Namespace, settings: Settings) -> int:
+    from sidecar.encoding.workflow import WorkflowSet
+    from sidecar.models.artifacts import load_artifact
+    from sidecar.workflow_view import render_dot, render_json, render_text, select
+
+    name = args.model or settings.models[0]
+    artifact = load_artifact(model_store(settings), name)
+    workflows = WorkflowSet.from_manifest(artifact.manifest)
+    if workflows is None:
+        raise ModelError(f"{name} {artifact.version} was trained without workflows; retrain it")
+    try:
+        chosen = select(workflows, args.group)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    title = f"{name} {artifact.version}"
+    if args.format == "dot":
+        sys.stdout.write(render_dot(chosen, title))
+    elif args.format == "json":
+        sys.stdout.write(render_json(workflows, chosen, name, artifact.version))
+    else:
+        sys.stdout.write(render_text(workflows, chosen, title))
     return 0
 
 
@@ -416,6 +774,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("setup", help="install index templates and create the sidecar's indices")
 
+    models = sub.add_parser(
+        "models", help="list a model's versions, roll back, or promote a version by hand"
+    )
+    models.add_argument(
+        "action", choices=["list", "rollback", "promote"], nargs="?", default="list"
+    )
+    models.add_argument("--model", help="model name (default: the first of SIDECAR_MODELS)")
+    models.add_argument("--to", help="version to roll back to or promote")
+    models.add_argument("--model-dir", type=Path)
+
+    retrain = sub.add_parser(
+        "retrain",
+        help="retrain on the rolling window now; promote only if the held-out FPR does not rise",
+    )
+    retrain.add_argument("--days", type=float, help="window length (SIDECAR_TRAIN_DAYS)")
+    retrain.add_argument("--end", help="ISO-8601 end of the window (default: now - lag)")
+
+    feedback = sub.add_parser(
+        "feedback", help="set an analyst's verdict on an anomaly document (as Dev Tools would)"
+    )
+    feedback.add_argument("--id", required=True, help="the anomaly document's _id")
+    feedback.add_argument("--verdict", required=True, choices=["false_positive", "true_positive"])
+    feedback.add_argument("--by", help="who decided")
+    feedback.add_argument("--note", help="why")
+
     train = sub.add_parser("train", help="fit the vocabulary and DeepLog, save an artifact")
     train.add_argument(
         "--from-file",
@@ -443,6 +826,14 @@ def build_parser() -> argparse.ArgumentParser:
     dashboards.add_argument("--url", help="Dashboards / Kibana base URL; without it, print NDJSON")
     dashboards.add_argument("--space", help="Kibana space")
 
+    workflow = sub.add_parser(
+        "workflow", help="print the normal workflows of log keys learned with the active model"
+    )
+    workflow.add_argument("--group", help="a host group, a host name (its group), or '*' (all)")
+    workflow.add_argument("--model", help="model name (default: the first of SIDECAR_MODELS)")
+    workflow.add_argument("--format", choices=["text", "dot", "json"], default="text")
+    workflow.add_argument("--model-dir", type=Path)
+
     demo = sub.add_parser("demo", help="provision a local OpenSearch and run an end-to-end demo")
     demo.add_argument("--hosts", type=int, default=12)
     demo.add_argument("--cycles", type=int, default=3)
@@ -457,6 +848,10 @@ COMMANDS = {
     "score": cmd_score,
     "demo": cmd_demo,
     "dashboards": cmd_dashboards,
+    "workflow": cmd_workflow,
+    "models": cmd_models,
+    "retrain": cmd_retrain,
+    "feedback": cmd_feedback,
 }
 
 

@@ -166,11 +166,14 @@ def parse_event(
     host: str | None = None,
     doc_id: str | None = None,
     case_sensitive_hosts: bool = True,
+    event_id_optional: bool = False,
 ) -> LogEvent | None:
     """Build a LogEvent from a document's _source.
 
     `timestamp` and `host` override the _source values when the caller already has them in a
     canonical form (the cluster's sort value, the host the query was filtered on).
+    With `event_id_optional` (template mining on) a missing EVENTID is not counted here: the
+    event is keyed from its MESSAGE later, and counted there when it has none.
     """
 
     def sample() -> dict[str, object]:
@@ -203,11 +206,16 @@ def parse_event(
             stats.reject("missing_host", sample)
             return None
         host = canonical_host(str(raw_host), case_sensitive_hosts)
+    raw_event_id = source.get(fields.event_id)
+    if event_id_optional and raw_event_id is None:
+        event_id = ""
+    else:
+        event_id = _key_part(raw_event_id, "event_id", stats, sample)
     return LogEvent(
         host=host,
         timestamp_ms=ts,
         log_uuid=uuid,
-        event_id=_key_part(source.get(fields.event_id), "event_id", stats, sample),
+        event_id=event_id,
         severity=_key_part(source.get(fields.severity), "severity", stats, sample),
         message=_message(source.get(fields.message), stats, sample),
         index=index,

@@ -44,6 +44,11 @@ class SidecarMetrics:
             ["reason"],
             registry=r,
         )
+        self.mined_event_ids = Counter(
+            "sidecar_mined_event_ids",
+            "Events keyed by the template mined from their MESSAGE (SIDECAR_TEMPLATE_MINING)",
+            registry=r,
+        )
         self.late_documents = Counter(
             "sidecar_late_documents",
             "Documents found behind a host's cursor within the lateness window (re-read)",
@@ -98,6 +103,7 @@ class SidecarMetrics:
         for reason in UNREADABLE_REASONS:
             self.unreadable.labels(reason).set(report.unreadable.get(reason, 0))
         self.late_documents.inc(report.late_documents)
+        self.mined_event_ids.inc(report.mined_event_ids)
         self.dead_letters.inc(report.dead_letters)
         self.state_conflicts.inc(report.state_conflicts)
         lags = [max(0.0, now_s - ts_ms / 1000) for ts_ms in report.host_positions.values()]

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import structlog
 
 from sidecar.annotate import anomaly_document, anomaly_id
-from sidecar.ports import AnomalySink, CheckpointStore, Detector, EventSource, Page
+from sidecar.diagnosis import with_workflows
+from sidecar.ports import AnomalySink, CheckpointStore, Detector, EventKeys, EventSource, Page
 from sidecar.sharding import Shard
 from sidecar.types import Cursor, CycleReport, HostSequence, HostState, LatenessPlan, LogEvent
 
@@ -90,6 +91,17 @@ class _Cycle:
     rewound_from: dict[str, Cursor] = field(default_factory=dict)
     # Hosts read up to the cycle's upper bound (not cut short by a shutdown).
     completed: set[str] = field(default_factory=set)
+    # Sets event ids from MESSAGE (template mining); None keeps every event's own id.
+    keys: EventKeys | None = None
+
+    def labelled(self, events: list[LogEvent]) -> list[LogEvent]:
+        """`events` keyed as the detectors must see them: new events and their context alike,
+        so a host's first events and its saved tail carry the same ids."""
+        if self.keys is None or not events:
+            return events
+        result = self.keys.label(events, self.report.input)
+        self.report.mined_event_ids += result.mined
+        return result.events
 
 
 def run_cycle(
@@ -101,6 +113,7 @@ def run_cycle(
     now_ms: int,
     options: CycleOptions | None = None,
     stop: threading.Event | None = None,
+    keys: EventKeys | None = None,
 ) -> CycleReport:
     options = options or CycleOptions()
     upper_bound = _NO_UPPER_BOUND if options.read_lag_ms is None else now_ms - options.read_lag_ms
@@ -120,6 +133,7 @@ def run_cycle(
             report,
             tail_size=max((d.window_size for d in detectors), default=1),
             plan=_lateness_plan(options, upper_bound),
+            keys=keys,
         )
         _run(cycle, stop)
     finally:
@@ -183,7 +197,9 @@ def _run(cycle: _Cycle, stop: threading.Event | None) -> None:
         if state is None:
             state = HostState(host)
             if new_host_from is not None:
-                earlier = source.events_before(host, new_host_from, cycle.tail_size, report.input)
+                earlier = cycle.labelled(
+                    source.events_before(host, new_host_from, cycle.tail_size, report.input)
+                )
                 state = HostState(host, None, tuple(e.as_context() for e in earlier))
             cycle.states[host] = state
             from_ms[host] = new_host_from
@@ -223,7 +239,9 @@ def _rewind_late_hosts(cycle: _Cycle) -> dict[str, int]:
             continue
         if bucket > state.cursor.timestamp_ms:
             continue  # after the cursor: the normal read gets them
-        earlier = cycle.source.events_before(host, bucket, cycle.tail_size, cycle.report.input)
+        earlier = cycle.labelled(
+            cycle.source.events_before(host, bucket, cycle.tail_size, cycle.report.input)
+        )
         cycle.rewound_from[host] = state.cursor
         cycle.states[host] = state.rewound(tuple(e.as_context() for e in earlier), bucket)
         cycle.report.late_documents += extra
@@ -238,6 +256,8 @@ def _flush(cycle: _Cycle, batch: _Batch) -> None:
     report, states = cycle.report, cycle.states
     if not batch.read_up_to:
         return
+    for host, events in batch.events.items():
+        batch.events[host] = cycle.labelled(events)  # the tails saved below keep these ids
     sequences = [
         HostSequence(host, (states.get(host) or HostState(host)).tail, events)
         for host, events in batch.events.items()
@@ -247,7 +267,10 @@ def _flush(cycle: _Cycle, batch: _Batch) -> None:
     for detector in cycle.detectors:
         result = detector.detect(sequences)
         report.events_scored[detector.name] += result.scored
-        for detection in result.detections:
+        # Detectors built from an artifact with learned workflows expose them; the summary of
+        # the expected path rides along in every anomaly document.
+        detections = with_workflows(result.detections, getattr(detector, "workflows", None))
+        for detection in detections:
             documents.append(
                 (
                     anomaly_id(detection.model, detection.event.log_uuid),
@@ -259,6 +282,11 @@ def _flush(cycle: _Cycle, batch: _Batch) -> None:
         report.anomalies_written[str(doc["model"]["name"])] += 1  # type: ignore[index]
     report.anomalies_already_present += written.already_present
     report.dead_letters += written.dead_lettered
+    if cycle.keys is not None:
+        # Before the cursors: if the cursors then fail to save, the redo adds messages the
+        # saved templates already hold, which gives them the same ids. The other way round,
+        # events past a saved cursor could carry ids of templates no state remembers.
+        cycle.keys.save()
 
     to_save = []
     for host, page in batch.read_up_to.items():

@@ -16,7 +16,16 @@ from sidecar.types import (
     LogEvent,
 )
 
-__all__ = ["Page", "WriteResult", "EventSource", "AnomalySink", "CheckpointStore", "Detector"]
+__all__ = [
+    "Page",
+    "WriteResult",
+    "Labelled",
+    "EventSource",
+    "AnomalySink",
+    "CheckpointStore",
+    "EventKeys",
+    "Detector",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +44,14 @@ class WriteResult:
     already_present: int
     # Refused for good by the cluster and kept in the dead-letter store instead.
     dead_lettered: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """Events with their keys set, and how many of those keys were mined from MESSAGE."""
+
+    events: list[LogEvent]
+    mined: int = 0
 
 
 class EventSource(Protocol):
@@ -101,6 +118,20 @@ class CheckpointStore(Protocol):
     def save(self, states: Sequence[HostState]) -> int:
         """Save unless another writer moved a host's cursor at least as far since `load`
         (never backwards); returns how many states were left to the other writer."""
+        ...
+
+
+class EventKeys(Protocol):
+    """Sets the event id of events that have none (or of every event) from their MESSAGE.
+
+    Learns as it labels; `save` stores what it learned, so a later cycle, another replica or
+    a restarted process gives the same message the same id.
+    """
+
+    def label(self, events: Sequence[LogEvent], stats: InputStats) -> Labelled: ...
+
+    def save(self) -> None:
+        """Store what was learned since the last save; a no-op when nothing was."""
         ...
 
 

@@ -22,12 +22,13 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from sidecar.encoding.hostgroups import check_pattern
 from sidecar.sharding import Shard, ordinal_from_hostname
 
 __all__ = ["Settings", "FieldNames", "KNOWN_MODELS", "describe_validation_error", "ENV_PREFIX"]
 
 ENV_PREFIX = "SIDECAR_"
-KNOWN_MODELS = ("deeplog", "loganomaly")
+KNOWN_MODELS = ("deeplog", "loganomaly", "parameters", "pca", "autoencoder")
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -109,6 +110,10 @@ class Settings(BaseSettings):
     future_tolerance_seconds: float = Field(default=300.0, ge=0, le=86_400)
     # DNS and NetBIOS names are case-insensitive: GOKUL-L3C and gokul-l3c are one machine.
     host_case_sensitive: bool = False
+    # Logs without EVENTID: key an event by the template mined from its MESSAGE ("T-<id>").
+    # auto: only events whose EVENTID is missing or empty; always: every event (EVENTID
+    # ignored); off: never. See docs/template-mining.md.
+    template_mining: Literal["off", "auto", "always"] = "auto"
 
     # --- replicas -----------------------------------------------------------------------
     # N replicas split the hosts: replica i scores the hosts with hash(host) mod N == i.
@@ -126,6 +131,10 @@ class Settings(BaseSettings):
     bulk_chunk_docs: int = Field(default=1_000, ge=1, le=10_000)
     # After a failed cycle the next one waits interval × 2^(failures-1), with jitter, up to this.
     max_backoff_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    # Where model versions live: "cluster" keeps them in SIDECAR_MODEL_INDEX (pods stay
+    # stateless), "file" in SIDECAR_MODEL_DIR (a PVC, or the embedded mode).
+    model_store: Literal["file", "cluster"] = "file"
+    model_index: str = Field(default="log-anomaly-sidecar-models", min_length=1)
     model_dir: Path = Path("models")
     message_excerpt_chars: int = Field(default=512, ge=16, le=32_766)
     # `run` installs its index templates at start. Turn off where the sidecar's role may not
@@ -143,12 +152,38 @@ class Settings(BaseSettings):
     # LogAnomaly: an unseen key whose template is at least this similar (cosine) to a known
     # key's template is read as that key.
     template_similarity: float = Field(default=0.9, gt=0, le=1)
+    # The parameter model (DeepLog's timing and parameter values): flag an event whose
+    # prediction error lies above this one-sided quantile of the error on normal events.
+    parameter_confidence: float = Field(default=0.995, ge=0.5, lt=1)
+    # PCA on window count vectors (docs/hdfs-benchmark.md): the normal subspace keeps this
+    # fraction of the training variance, and a window is anomalous when its squared prediction
+    # error exceeds the Q-statistic at significance PCA_ALPHA. Both are read when training; the
+    # threshold is saved with the model.
+    pca_variance: float = Field(default=0.99, gt=0, lt=1)
+    pca_alpha: float = Field(default=0.001, gt=0, lt=0.5)
+    # The count autoencoder: its threshold is this quantile of the reconstruction errors of the
+    # training windows (1 = the largest). Read when training.
+    autoencoder_quantile: float = Field(default=0.999, gt=0.5, le=1)
 
     # --- training -----------------------------------------------------------------------
     train_days: float = Field(default=7.0, gt=0)
     train_epochs: int = Field(default=100, ge=1, le=10_000)
     train_batch_size: int = Field(default=128, ge=1, le=65_536)
     train_seed: int = 42
+    # Scheduled retraining on the last SIDECAR_TRAIN_DAYS (0 turns it off). The newest
+    # RETRAIN_HOLDOUT_FRACTION of the window is held out: the candidate trains on the rest and
+    # replaces the active model only if its false-positive rate on the held-out slice is not
+    # higher (by more than RETRAIN_FPR_TOLERANCE, absolute). See docs/model-lifecycle.md.
+    retrain_interval_seconds: float = Field(default=0.0, ge=0, le=365 * 86_400)
+    retrain_holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    retrain_fpr_tolerance: float = Field(default=0.0, ge=0, le=1)
+    # Learn analysts' false-positive marks (feedback.verdict on anomaly documents) before each
+    # cycle, as a new model version (DeepLog's online update).
+    online_update: bool = True
+    # Hosts sharing a normal workflow (docs/workflow.md): by default the host name without its
+    # trailing number (web-01, web-02 -> web); a regex whose one capture group names the group
+    # overrides that (a host it does not match is its own group). Applied when training.
+    host_group_pattern: str = ""
 
     # --- runtime ------------------------------------------------------------------------
     # /healthz, /readyz and /metrics while `run` is scheduled; port 0 turns the server off.
@@ -198,12 +233,17 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown model(s) {unknown}; choose from {list(KNOWN_MODELS)}")
         return list(dict.fromkeys(models))
 
-    @field_validator("anomaly_index", "state_index")
+    @field_validator("anomaly_index", "state_index", "model_index")
     @classmethod
     def _index_name_is_valid(cls, name: str) -> str:
         if name != name.lower() or any(ch in name for ch in ' "\\/*?<>|,#:') or name[0] in "_-+":
             raise ValueError(f"{name!r} is not a valid index name (lowercase, no special chars)")
         return name
+
+    @field_validator("host_group_pattern")
+    @classmethod
+    def _group_pattern_is_valid(cls, pattern: str) -> str:
+        return check_pattern(pattern) if pattern else pattern
 
     @field_validator("ca_bundle")
     @classmethod

@@ -19,6 +19,10 @@ __all__ = [
     "Detection",
     "DetectionBatch",
     "TemplateMatch",
+    "NextStep",
+    "WorkflowSummary",
+    "ParameterValue",
+    "ParameterDeviation",
     "CONTEXT_MESSAGE_CHARS",
     "UNREADABLE_REASONS",
 ]
@@ -180,6 +184,8 @@ class CycleReport:
     # timestamp in the future or not epoch-based), by reason: the state of the indices now.
     unreadable: dict[str, int] = field(default_factory=dict)
     late_documents: int = 0
+    # Events keyed by the template of their MESSAGE (SIDECAR_TEMPLATE_MINING), not EVENTID.
+    mined_event_ids: int = 0
     rewound_hosts: set[str] = field(default_factory=set)
     dead_letters: int = 0
     # Host states another sidecar had already moved at least as far (theirs kept).
@@ -200,6 +206,7 @@ class CycleReport:
             "repaired": dict(self.input.repaired),
             "unreadable": dict(self.unreadable),
             "late_documents": self.late_documents,
+            "mined_event_ids": self.mined_event_ids,
             "rewound_hosts": len(self.rewound_hosts),
             "dead_letters": self.dead_letters,
             "state_conflicts": self.state_conflicts,
@@ -258,6 +265,45 @@ class TemplateMatch:
     similarity: float
 
 
+class NextStep(NamedTuple):
+    key: str
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowSummary:
+    """The normal workflow around an anomaly, for the host's group (see sidecar/diagnosis.py)."""
+
+    group: str
+    from_key: str | None  # the key the expectation starts from (the last one the workflow knows)
+    path_before: tuple[str, ...]
+    expected_next: tuple[NextStep, ...]
+    expected_path: tuple[str, ...]
+    observed_transition_seen: bool
+
+
+class ParameterValue(NamedTuple):
+    """One dimension of a parameter model's vector: the time since the host's previous event
+    or a number from MESSAGE, as observed (None if absent) and as predicted."""
+
+    name: str  # "seconds_since_previous", "value_1", ...
+    source: str  # where it comes from: "number after 'took'"
+    observed: float | None
+    expected: float
+    # observed − expected, in the key's standard deviations of the log-scaled value
+    deviation: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterDeviation:
+    """Why the parameter model flagged an event: its vector, the error and the threshold."""
+
+    values: tuple[ParameterValue, ...]
+    error: float  # MSE of the normalised vector (a dimension not observed counts as 0)
+    threshold: float  # the error above which an event of this key is flagged
+    deviating: str  # the name of the value furthest from its prediction
+
+
 @dataclass(frozen=True, slots=True)
 class Detection:
     """One anomalous event as a detector sees it; `annotate` turns it into a document."""
@@ -276,6 +322,8 @@ class Detection:
     window_size: int
     top_g: int
     approximation: TemplateMatch | None = None
+    workflow: WorkflowSummary | None = None
+    parameters: ParameterDeviation | None = None
 
 
 @dataclass(frozen=True, slots=True)

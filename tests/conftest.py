@@ -8,7 +8,7 @@ from sidecar.demo.generator import fleet, normal_documents
 from sidecar.models.artifacts import ModelArtifact
 from sidecar.models.deeplog import DeepLogConfig
 from sidecar.models.loganomaly import LogAnomalyConfig
-from sidecar.training import group_by_host, train_deeplog, train_loganomaly
+from sidecar.training import group_by_host, train_model
 from tests.helpers import T0, TRAIN_EVENTS_PER_HOST, TRAIN_HOSTS, to_events, write_jsonl
 
 # Fewer, larger steps than the product's defaults: enough for the synthetic fleet, and the
@@ -31,13 +31,17 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained(training_docs: list[dict[str, object]], model_dir: Path) -> ModelArtifact:
     """DeepLog trained once per session on the normal fleet (about ten seconds on two cores)."""
-    return train_deeplog(group_by_host(to_events(training_docs)), FAST_DEEPLOG, model_dir, {})
+    return train_model(
+        "deeplog", group_by_host(to_events(training_docs)), FAST_DEEPLOG, model_dir, {}
+    )
 
 
 @pytest.fixture(scope="session")
 def trained_loganomaly(training_docs: list[dict[str, object]], model_dir: Path) -> ModelArtifact:
     """LogAnomaly trained once per session on the same fleet, into the same model directory."""
-    return train_loganomaly(group_by_host(to_events(training_docs)), FAST_LOGANOMALY, model_dir, {})
+    return train_model(
+        "loganomaly", group_by_host(to_events(training_docs)), FAST_LOGANOMALY, model_dir, {}
+    )
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ def install_templates(
     anomaly_index: str,
     state_index: str,
     dead_letter_index: str | None = None,
+    model_index: str | None = None,
 ) -> None:
     """Idempotent: templates are overwritten with the current version, indices created once,
     and fields a newer version added are put into the mapping of indices that already exist
@@ -38,6 +39,8 @@ def install_templates(
     owned = [("anomalies", anomaly_index), ("state", state_index)]
     if dead_letter_index is not None:
         owned.append(("dead-letters", dead_letter_index))
+    if model_index is not None:
+        owned.append(("models", model_index))
     for name, index in owned:
         template = load_template(name, index)
         client.indices.put_index_template(name=f"{index}-template", body=template)

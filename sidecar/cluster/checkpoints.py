@@ -89,6 +89,8 @@ class ClusterCheckpoints:
             search_after = None
             while True:
                 body: dict[str, object] = {
+                    # Host states only: the index also holds the template miner's state.
+                    "query": {"exists": {"field": "host"}},
                     "size": self._page_size,
                     "sort": [{"host": "asc"}],
                     "track_total_hits": False,

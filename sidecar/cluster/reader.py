@@ -78,6 +78,7 @@ class ClusterSource:
         page_size: int = 2_000,
         hosts_page_size: int = 1_000,
         case_sensitive_hosts: bool = True,
+        event_id_optional: bool = False,
     ) -> None:
         self._client = client
         self._patterns = patterns
@@ -85,6 +86,8 @@ class ClusterSource:
         self._page_size = page_size
         self._hosts_page_size = hosts_page_size
         self._case_sensitive = case_sensitive_hosts
+        # Template mining keys events without EVENTID: a missing one is not bad input then.
+        self._event_id_optional = event_id_optional
         self._layout: Layout | None = None
 
     # -- helpers ----------------------------------------------------------------------------
@@ -131,6 +134,7 @@ class ClusterSource:
             timestamp=sort_value_to_ms(hit["sort"][0], fields.timestamp_kind),
             host=host,
             doc_id=hit.get("_id"),
+            event_id_optional=self._event_id_optional,
         )
 
     @staticmethod

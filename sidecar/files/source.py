@@ -19,9 +19,15 @@ log = structlog.get_logger("sidecar.files")
 
 
 def read_jsonl_events(
-    path: Path, fields: FieldNames, stats: InputStats, case_sensitive_hosts: bool = True
+    path: Path,
+    fields: FieldNames,
+    stats: InputStats,
+    case_sensitive_hosts: bool = True,
+    event_id_optional: bool = False,
 ) -> list[LogEvent]:
-    """Every valid event in the file; bad lines are counted in `stats`, never fatal."""
+    """Every valid event in the file; bad lines are counted in `stats`, never fatal.
+
+    `event_id_optional`: template mining keys events without EVENTID (see `parse_event`)."""
     events: list[LogEvent] = []
     with path.open("rb") as handle:
         for line_no, line in enumerate(handle, start=1):
@@ -36,7 +42,12 @@ def read_jsonl_events(
                 stats.reject("not_an_object", f"{path.name}:{line_no}")
                 continue
             event = parse_event(
-                doc, fields, stats, index=path.name, case_sensitive_hosts=case_sensitive_hosts
+                doc,
+                fields,
+                stats,
+                index=path.name,
+                case_sensitive_hosts=case_sensitive_hosts,
+                event_id_optional=event_id_optional,
             )
             if event is not None:
                 events.append(event)
@@ -62,8 +73,10 @@ class FileSource:
         stats: InputStats,
         page_size: int = 2_000,
         case_sensitive_hosts: bool = True,
+        event_id_optional: bool = False,
     ) -> FileSource:
-        return cls(read_jsonl_events(path, fields, stats, case_sensitive_hosts), page_size)
+        events = read_jsonl_events(path, fields, stats, case_sensitive_hosts, event_id_optional)
+        return cls(events, page_size)
 
     def _pending(
         self, host: str, after: Cursor | None, from_ms: int | None, upper_ms: int

@@ -1,29 +1,26 @@
-"""Versioned model artifacts on disk: weights as a state_dict, everything else as JSON.
+"""Versioned model artifacts: weights as a state_dict, everything else as JSON, in a store.
 
-Layout: <model_dir>/<name>/<version>/{manifest.json, weights.pt} and <model_dir>/<name>/LATEST.
-Weights load with `weights_only=True`, so a tampered file cannot run code; the manifest carries
-the format version, a checksum of the weights, the vocabulary and the settings used.
+An artifact is a manifest (format version, model kind, vocabulary, configuration, training
+summary, model-specific JSON) and named blobs, each checked against a SHA-256 in the manifest.
+Tensors load with `weights_only=True`, so a tampered blob cannot run code. Where the blobs live
+is the store's business (a directory or the cluster; see sidecar/models/store.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 import torch
 
 from sidecar import __version__
 from sidecar.encoding.vocabulary import Vocabulary
 from sidecar.errors import ModelError
-from sidecar.models.deeplog import DeepLogConfig, DeepLogNet
-from sidecar.models.loganomaly import LogAnomalyConfig, LogAnomalyNet
 from sidecar.models.nextkey import TrainingSummary
+from sidecar.models.store import ModelStore, as_store
 
 __all__ = [
     "FORMAT_VERSION",
@@ -32,13 +29,15 @@ __all__ = [
     "save_artifact",
     "load_artifact",
     "latest_version",
+    "tensors_to_bytes",
+    "tensors_from_bytes",
 ]
 
 FORMAT_VERSION = 1
-_LATEST = "LATEST"
+WEIGHTS = "weights.pt"
 
-
-ModelConfig = DeepLogConfig | LogAnomalyConfig
+# Each kind's configuration: a frozen dataclass with to_json/from_json and a window_size.
+ModelConfig = object
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +48,27 @@ class ModelArtifact:
     config: ModelConfig
     net: torch.nn.Module
     manifest: dict[str, object]
+    # Extra tensors saved beside the weights (the online update's replay set, say).
+    tensors: dict[str, dict[str, torch.Tensor]] | None = None
+
+    @property
+    def parent(self) -> str | None:
+        parent = self.manifest.get("parent")
+        return None if parent is None else str(parent)
 
 
-def _weights_bytes(net: torch.nn.Module) -> bytes:
+def tensors_to_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
     buffer = io.BytesIO()
-    torch.save(net.state_dict(), buffer)
+    torch.save(tensors, buffer)
     return buffer.getvalue()
 
 
+def tensors_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
 def save_artifact(
-    model_dir: Path,
+    store: ModelStore | Path,
     name: str,
     net: torch.nn.Module,
     vocabulary: Vocabulary,
@@ -66,12 +76,21 @@ def save_artifact(
     summary: TrainingSummary,
     training_data: dict[str, object],
     extra: dict[str, object] | None = None,
+    *,
+    tensors: dict[str, dict[str, torch.Tensor]] | None = None,
+    activate: str | None = "trained",
 ) -> ModelArtifact:
-    """`extra` holds model-specific JSON (LogAnomaly's words and key templates)."""
-    weights = _weights_bytes(net)
-    digest = hashlib.sha256(weights).hexdigest()
+    """Store a new version; `activate` (a reason) makes it the active one, None leaves it a
+    candidate. `extra` holds model-specific JSON (LogAnomaly's words, a parent version)."""
+    store = as_store(store)
+    blobs = {WEIGHTS: tensors_to_bytes(net.state_dict())}
+    for blob, values in (tensors or {}).items():
+        blobs[f"{blob}.pt"] = tensors_to_bytes(values)
+    digest = hashlib.sha256(blobs[WEIGHTS]).hexdigest()
     created = datetime.now(UTC)
     version = f"{created:%Y%m%dT%H%M%SZ}-{digest[:8]}"
+    if any(m.get("version") == version for m in store.manifests(name)):
+        version = f"{created:%Y%m%dT%H%M%S}{created.microsecond // 1000:03d}Z-{digest[:8]}"
     manifest: dict[str, object] = {
         "format_version": FORMAT_VERSION,
         "model": name,
@@ -80,66 +99,59 @@ def save_artifact(
         "sidecar_version": __version__,
         "torch_version": torch.__version__,
         "weights_sha256": digest,
-        "config": config.to_json(),
+        "blobs": {blob: hashlib.sha256(data).hexdigest() for blob, data in blobs.items()},
+        "config": config.to_json(),  # type: ignore[attr-defined]
         "vocabulary": vocabulary.to_json(),
         "training": summary.to_json(),
         "training_data": training_data,
         **(extra or {}),
     }
-    home = model_dir / name
-    home.mkdir(parents=True, exist_ok=True)
-    # Build the version in a temporary directory and rename it into place, so a reader never
-    # sees half an artifact; LATEST moves only after that.
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=home))
-    (staging / "weights.pt").write_bytes(weights)
-    (staging / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    os.replace(staging, home / version)
-    latest_tmp = home / f".{_LATEST}.tmp"
-    latest_tmp.write_text(version + "\n")
-    os.replace(latest_tmp, home / _LATEST)
-    return ModelArtifact(name, version, vocabulary, config, net, manifest)
+    store.put(name, version, manifest, blobs)
+    if activate is not None:
+        store.activate(name, version, activate)
+    return ModelArtifact(name, version, vocabulary, config, net, manifest, tensors)
 
 
-def latest_version(model_dir: Path, name: str) -> str:
-    pointer = model_dir / name / _LATEST
-    if not pointer.is_file():
-        raise ModelError(
-            f"no trained {name} model in {model_dir} (missing {pointer}); run `train` first"
-        )
-    return pointer.read_text().strip()
+def latest_version(store: ModelStore | Path, name: str) -> str:
+    store = as_store(store)
+    version = store.active(name)
+    if version is None:
+        raise ModelError(f"no active {name} model in {store}; run `train` first")
+    return version
 
 
-def load_artifact(model_dir: Path, name: str, version: str | None = None) -> ModelArtifact:
-    version = version or latest_version(model_dir, name)
-    where = model_dir / name / version
-    try:
-        manifest = orjson.loads((where / "manifest.json").read_bytes())
-        weights = (where / "weights.pt").read_bytes()
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read model {name} {version} from {where}: {exc}") from exc
+def load_artifact(store: ModelStore | Path, name: str, version: str | None = None) -> ModelArtifact:
+    """The active version of `name`, or the given one; checked against its manifest."""
+    from sidecar.models.catalog import kind_of  # the catalog imports detectors, which import us
+
+    store = as_store(store)
+    version = version or latest_version(store, name)
+    manifest, blobs = store.get(name, version)
+    where = f"{name} {version} in {store}"
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ModelError(
             f"model {where} has format {manifest.get('format_version')}, "
             f"this sidecar reads format {FORMAT_VERSION}; retrain it"
         )
-    if hashlib.sha256(weights).hexdigest() != manifest.get("weights_sha256"):
-        raise ModelError(f"model {where}: weights do not match the manifest checksum")
-    vocabulary = Vocabulary.from_json(manifest["vocabulary"])
-    config: ModelConfig
-    net: torch.nn.Module
-    if manifest.get("model") == "deeplog":
-        config = DeepLogConfig.from_json(manifest["config"])
-        net = DeepLogNet.from_config(vocabulary.size, config)
-    elif manifest.get("model") == "loganomaly":
-        config = LogAnomalyConfig.from_json(manifest["config"])
-        words = len(manifest["semantics"]["words"])
-        net = LogAnomalyNet.from_config(vocabulary.size, config, words)
-    else:
-        raise ModelError(f"model {where}: unknown model kind {manifest.get('model')!r}")
-    state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+    expected = manifest.get("blobs") or {WEIGHTS: manifest.get("weights_sha256")}
+    assert isinstance(expected, dict)
+    for blob, digest in expected.items():
+        if blob not in blobs:
+            raise ModelError(f"model {where}: blob {blob} is missing")
+        if hashlib.sha256(blobs[blob]).hexdigest() != digest:
+            raise ModelError(f"model {where}: {blob} does not match the manifest checksum")
+    kind = kind_of(str(manifest.get("model")), where)
+    vocabulary = Vocabulary.from_json(manifest["vocabulary"])  # type: ignore[arg-type]
+    config = kind.config_type.from_json(manifest["config"])
+    net = kind.empty_net(vocabulary, config, manifest)
     try:
-        net.load_state_dict(state)
+        net.load_state_dict(tensors_from_bytes(blobs[WEIGHTS]))
     except RuntimeError as exc:
         raise ModelError(f"model {where}: weights do not fit the manifest: {exc}") from exc
     net.eval()
-    return ModelArtifact(name, version, vocabulary, config, net, manifest)
+    tensors = {
+        blob.removesuffix(".pt"): tensors_from_bytes(data)
+        for blob, data in blobs.items()
+        if blob != WEIGHTS and blob.endswith(".pt")
+    }
+    return ModelArtifact(name, version, vocabulary, config, net, manifest, tensors or None)

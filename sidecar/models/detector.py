@@ -11,6 +11,7 @@ import torch
 
 from sidecar.encoding.vocabulary import RESERVED, UNKNOWN, Vocabulary, key_label
 from sidecar.encoding.windows import windows_for_streams
+from sidecar.encoding.workflow import WorkflowSet
 from sidecar.models.loganomaly import count_bursts
 from sidecar.models.nextkey import NextKeyModel, NextKeyScores, score_next_keys
 from sidecar.types import (
@@ -60,6 +61,7 @@ class NextKeyDetector:
         batch_size: int = 4_096,
         count_limits: np.ndarray | None = None,
         min_probability: float = 0.0,
+        workflows: WorkflowSet | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -70,6 +72,8 @@ class NextKeyDetector:
         self.batch_size = batch_size
         self.count_limits = count_limits
         self.min_probability = min_probability
+        # The normal workflows learned with the model, for the pipeline's anomaly summaries.
+        self.workflows = workflows
         self._device = device or torch.device("cpu")
         self.encode: KeyEncoder = encoder or (lambda events: (vocabulary.encode(events), {}))
         # (label, EVENTID, SEVERITY) by key id, None for the reserved slots.

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from sidecar.encoding.semantics import SemanticSpace
+from sidecar.encoding.workflow import WorkflowSet
 from sidecar.models.artifacts import ModelArtifact
 from sidecar.models.detector import NextKeyDetector
 from sidecar.models.loganomaly import LogAnomalyConfig, LogAnomalyNet, TemplateMatcher
@@ -60,4 +61,5 @@ def build_detector(
         batch_size=batch_size,
         count_limits=limits,
         min_probability=min_probability,
+        workflows=WorkflowSet.from_manifest(artifact.manifest),
     )

@@ -92,7 +92,8 @@ class Deployment:
         self.client.indices.refresh(index=self.settings.state_index)
         body = {"size": 10_000}
         hits = self.client.search(index=self.settings.state_index, body=body)["hits"]["hits"]
-        return {h["_source"]["host"]: h["_source"] for h in hits}
+        # Host states only: the index also holds the template miner's state (no host).
+        return {h["_source"]["host"]: h["_source"] for h in hits if "host" in h["_source"]}
 
 
 def make_settings(url: str, prefix: str, model_dir: Path, **extra: object) -> Settings:

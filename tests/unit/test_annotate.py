@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sidecar.annotate import anomaly_document, anomaly_id
 from sidecar.cluster.bootstrap import load_template
-from sidecar.types import Detection, ExpectedKey, LogEvent, TemplateMatch
+from sidecar.types import (
+    Detection,
+    ExpectedKey,
+    LogEvent,
+    NextStep,
+    ParameterDeviation,
+    ParameterValue,
+    TemplateMatch,
+    WorkflowSummary,
+)
 from tests.helpers import mapped_fields
+
+# A parameter-model verdict: its fields ride on the same test detection so that the mapping
+# check covers them (a real detection has either this or a next-key expectation).
+PARAMETERS = ParameterDeviation(
+    values=(
+        ParameterValue(
+            "seconds_since_previous", "time since the host's previous event", None, 2.0, None
+        ),
+        ParameterValue("value_1", "number after 'took'", 5000.0, 120.5, 38.2),
+    ),
+    error=729.6,
+    threshold=2.7,
+    deviating="value_1",
+)
 
 
 def detection(message: str | None = "An account failed to log on.") -> Detection:
@@ -27,6 +52,15 @@ def detection(message: str | None = "An account failed to log on.") -> Detection
         approximation=TemplateMatch(
             "An account failed to log on as <*>", 3, "4625/failure", "An account failed <*>", 0.93
         ),
+        workflow=WorkflowSummary(
+            group="h",
+            from_key="4624/success",
+            path_before=("4624/success",) * 3,
+            expected_next=(NextStep("4672/success", 0.8), NextStep("4634/success", 0.2)),
+            expected_path=("4672/success", "4688/success"),
+            observed_transition_seen=False,
+        ),
+        parameters=PARAMETERS,
     )
 
 
@@ -47,7 +81,11 @@ def _paths(doc: dict, prefix: str = "") -> set[str]:
 def test_every_document_field_is_in_the_strict_mapping() -> None:
     mapping = load_template("anomalies", "log-anomalies")["template"]["mappings"]
     assert mapping["dynamic"] == "strict"
-    assert _paths(anomaly_document(detection(), 3_000)) == mapped_fields(mapping["properties"])
+    # `feedback` is the analysts' part of the document: set from Dashboards, never by a cycle.
+    written_by_sidecar = {
+        f for f in mapped_fields(mapping["properties"]) if not f.startswith("feedback.")
+    }
+    assert _paths(anomaly_document(detection(), 3_000)) == written_by_sidecar
 
 
 def test_the_document_carries_event_model_reason_expectation_and_window() -> None:
@@ -89,3 +127,49 @@ def test_an_approximated_key_names_the_matched_template_and_similarity() -> None
         "closest_template": "An account failed <*>",
         "similarity": 0.93,
     }
+
+
+def test_the_workflow_summary_names_the_group_the_expected_path_and_the_broken_transition() -> None:
+    doc = anomaly_document(detection(), 3_000)
+    assert doc["workflow"] == {
+        "group": "h",
+        "from_key": "4624/success",
+        "path_before": ["4624/success"] * 3,
+        "expected_next": [
+            {"key": "4672/success", "probability": 0.8},
+            {"key": "4634/success", "probability": 0.2},
+        ],
+        "expected_path": ["4672/success", "4688/success"],
+        "observed_transition_seen": False,
+    }
+
+
+def test_a_detection_without_a_workflow_summary_has_no_workflow_field() -> None:
+    bare = replace(detection(), workflow=None)
+    assert "workflow" not in anomaly_document(bare, 3_000)
+
+
+def test_a_parameter_verdict_shows_each_value_observed_and_expected_with_the_threshold() -> None:
+    doc = anomaly_document(detection(), 3_000)
+    assert doc["parameters"] == {
+        "error": 729.6,
+        "threshold": 2.7,
+        "deviating": "value_1",
+        "values": [
+            {
+                "name": "seconds_since_previous",
+                "source": "time since the host's previous event",
+                "observed": None,
+                "expected": 2.0,
+                "deviation": None,
+            },
+            {
+                "name": "value_1",
+                "source": "number after 'took'",
+                "observed": 5000.0,
+                "expected": 120.5,
+                "deviation": 38.2,
+            },
+        ],
+    }
+    assert "parameters" not in anomaly_document(replace(detection(), parameters=None), 3_000)

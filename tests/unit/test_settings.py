@@ -59,6 +59,7 @@ def test_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
         ("SIDECAR_CA_BUNDLE", "/nonexistent/ca.pem"),
         ("SIDECAR_VERIFY_CERTS", "maybe"),
         ("SIDECAR_INTERVAL_SECONDS", "-5"),
+        ("SIDECAR_PARAMETER_CONFIDENCE", "1.5"),
     ],
 )
 def test_a_bad_value_is_reported_with_its_variable(

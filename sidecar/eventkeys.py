@@ -1,0 +1,106 @@
+"""Event ids mined from MESSAGE for logs that carry none (SIDECAR_TEMPLATE_MINING).
+
+`auto` keys an event without EVENTID by the template its MESSAGE belongs to, `always` keys
+every event that way (EVENTID ignored). A mined id reads `T-<template id>`, so it never passes
+for an id the source logged, and it is the same wherever the template miner state is shared:
+training, every cycle, every replica (see docs/template-mining.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Literal, Protocol
+
+from sidecar.encoding.drain import TemplateMiner
+from sidecar.ports import Labelled
+from sidecar.types import InputStats, LogEvent
+
+__all__ = ["MiningMode", "MINED_PREFIX", "MinerStore", "TemplateLabeller", "mined_event_id"]
+
+MiningMode = Literal["auto", "always"]
+MINED_PREFIX = "T-"
+
+
+def mined_event_id(cluster_id: str) -> str:
+    return f"{MINED_PREFIX}{cluster_id}"
+
+
+class MinerStore(Protocol):
+    """Where a template miner's state lives between processes."""
+
+    def load(self) -> TemplateMiner | None:
+        """The saved state, or None when nothing was saved yet."""
+        ...
+
+    def save(self, miner: TemplateMiner) -> None:
+        """Store `miner`. When another writer saved since `load`, their state is merged into
+        `miner` first (no id of either is lost)."""
+        ...
+
+
+def _has_text(message: str | None) -> bool:
+    return bool(message and message.strip())
+
+
+class TemplateLabeller:
+    """The EventKeys port over a template miner, loaded from its store when first needed.
+
+    One labeller per cycle: what it learns in a cycle that then fails is never saved, and the
+    redo starts again from the saved state, so it hands out the same ids.
+    """
+
+    def __init__(
+        self,
+        mode: MiningMode,
+        store: MinerStore,
+        new_miner: Callable[[], TemplateMiner] = TemplateMiner,
+    ) -> None:
+        self.mode = mode
+        self._store = store
+        self._new_miner = new_miner
+        self._miner: TemplateMiner | None = None
+        self._saved_revision = 0
+
+    @property
+    def miner(self) -> TemplateMiner:
+        if self._miner is None:
+            self._miner = self._store.load() or self._new_miner()
+            self._saved_revision = self._miner.revision
+        return self._miner
+
+    def label(self, events: Sequence[LogEvent], stats: InputStats) -> Labelled:
+        labelled: list[LogEvent] = []
+        mined = 0
+        for event in events:
+            if self.mode == "auto" and event.event_id:
+                labelled.append(event)
+                continue
+            if not _has_text(event.message):
+                labelled.append(self._unlabelled(event, stats))
+                continue
+            cluster = self.miner.add(event.message)  # type: ignore[arg-type]
+            labelled.append(replace(event, event_id=mined_event_id(cluster.id)))
+            mined += 1
+        return Labelled(labelled, mined)
+
+    def _unlabelled(self, event: LogEvent, stats: InputStats) -> LogEvent:
+        """An event nothing can be mined from: counted as bad input, keyed as before."""
+
+        def sample() -> dict[str, object]:
+            return {"host": event.host, "log_uuid": event.log_uuid[:100]}
+
+        if self.mode == "auto":
+            # The event has neither an id nor a message: as without template mining.
+            stats.repair("missing_event_id", sample)
+            return event
+        # `always` ignores EVENTID: every event without a message shares the empty key.
+        stats.repair("missing_message", sample)
+        return replace(event, event_id="")
+
+    def save(self) -> None:
+        miner = self._miner
+        if miner is None or miner.revision == self._saved_revision:
+            return
+        self._store.save(miner)
+        self._saved_revision = miner.revision

@@ -1,0 +1,176 @@
+"""DeepLog and LogAnomaly as catalog entries: training, rebuilding and detector wiring."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from sidecar.encoding.semantics import fit_semantic_space, mask_message, most_common_templates
+from sidecar.encoding.vocabulary import RESERVED, Vocabulary
+from sidecar.models.catalog import (
+    DetectorOptions,
+    EpochHook,
+    ModelKind,
+    TrainedNet,
+    UpdatedModel,
+)
+from sidecar.models.deeplog import DeepLogConfig, DeepLogNet
+from sidecar.models.loganomaly import LogAnomalyConfig, LogAnomalyNet, count_limits, key_text
+from sidecar.models.nextkey import TrainingPairs, train_next_key_model, training_pairs
+from sidecar.models.online import REPLAY_PAIRS, MarkedWindow, marked_pairs, online_update
+from sidecar.models.registry import build_detector, template_matcher
+from sidecar.types import LogEvent
+
+__all__ = ["DEEPLOG", "LOGANOMALY", "replay_pairs", "replay_tensors"]
+
+
+def _train(net, vocabulary: Vocabulary, streams, config, on_epoch) -> TrainedNet:
+    pairs = training_pairs(
+        (vocabulary.encode(stream) for stream in streams.values()), config.window_size
+    )
+    if isinstance(net, LogAnomalyNet):
+        with torch.no_grad():
+            limits = count_limits(pairs.windows, pairs.targets, vocabulary.size)
+            net.count_limits.copy_(torch.from_numpy(limits))
+    summary = train_next_key_model(net, pairs, config, on_epoch=on_epoch)
+    return TrainedNet(net, summary, tensors={"replay": replay_tensors(pairs)})
+
+
+def replay_tensors(pairs: TrainingPairs, limit: int = REPLAY_PAIRS) -> dict[str, torch.Tensor]:
+    """The most frequent training pairs, kept with the model for the online update."""
+    keep = np.argsort(-pairs.counts, kind="stable")[:limit]
+    return {
+        "windows": torch.from_numpy(pairs.windows[keep].copy()),
+        "targets": torch.from_numpy(pairs.targets[keep].copy()),
+        "counts": torch.from_numpy(pairs.counts[keep].copy()),
+    }
+
+
+def replay_pairs(artifact) -> TrainingPairs | None:
+    replay = (artifact.tensors or {}).get("replay")
+    if replay is None:
+        return None
+    return TrainingPairs(
+        replay["windows"].numpy(), replay["targets"].numpy(), replay["counts"].numpy()
+    )
+
+
+def _fit_deeplog(
+    streams: Mapping[str, list[LogEvent]],
+    vocabulary: Vocabulary,
+    config: DeepLogConfig,
+    on_epoch: EpochHook | None,
+) -> TrainedNet:
+    torch.manual_seed(config.seed)
+    net = DeepLogNet.from_config(vocabulary.size, config)
+    return _train(net, vocabulary, streams, config, on_epoch)
+
+
+def _fit_loganomaly(
+    streams: Mapping[str, list[LogEvent]],
+    vocabulary: Vocabulary,
+    config: LogAnomalyConfig,
+    on_epoch: EpochHook | None,
+) -> TrainedNet:
+    by_event_id = most_common_templates(
+        (e.event_id, e.message) for stream in streams.values() for e in stream
+    )
+    key_templates = [""] * vocabulary.size
+    for key_id in range(RESERVED, vocabulary.size):
+        event_id, severity = vocabulary.key_of(key_id)  # type: ignore[misc]
+        key_templates[key_id] = key_text(by_event_id.get(event_id, ""), severity)
+    space = fit_semantic_space(key_templates[RESERVED:], dim=config.semantic_dim)
+    torch.manual_seed(config.seed)
+    net = LogAnomalyNet.from_config(vocabulary.size, config, len(space.words))
+    with torch.no_grad():
+        net.key_vectors[RESERVED:] = torch.from_numpy(space.vectors(key_templates[RESERVED:]))
+        net.word_vectors.copy_(torch.from_numpy(space.word_vectors))
+    trained = _train(net, vocabulary, streams, config, on_epoch)
+    semantics = {**space.to_json(), "key_templates": key_templates}
+    return TrainedNet(trained.net, trained.summary, {"semantics": semantics})
+
+
+def _empty_loganomaly(vocabulary: Vocabulary, config: LogAnomalyConfig, manifest) -> LogAnomalyNet:
+    words = len(manifest["semantics"]["words"])  # type: ignore[index]
+    return LogAnomalyNet.from_config(vocabulary.size, config, words)
+
+
+def _detector(artifact, options: DetectorOptions):
+    return build_detector(
+        artifact,
+        options.top_g,
+        options.device,
+        options.similarity_threshold,
+        options.min_probability,
+    )
+
+
+def _update(artifact, marked: list[MarkedWindow], options: DetectorOptions) -> UpdatedModel:
+    config = artifact.config
+    top_g = options.top_g if options.top_g is not None else config.top_g
+    changes: dict[str, object] = {}
+    key_vectors_for = None
+    texts: dict[tuple[str, str], str] = {}
+    if isinstance(artifact.net, LogAnomalyNet):
+        space = template_matcher(artifact).space
+        texts = {m.observed: key_text(mask_message(m.message or ""), m.observed[1]) for m in marked}
+
+        def key_vectors_for(keys):
+            return space.vectors([texts[k] for k in keys])
+
+    update = online_update(
+        artifact.vocabulary,
+        artifact.net,
+        config,
+        marked,
+        replay_pairs(artifact),
+        top_g=top_g,
+        min_probability=options.min_probability,
+        key_vectors_for=key_vectors_for,
+    )
+    if texts and update.new_keys:
+        semantics = dict(artifact.manifest["semantics"])
+        added = [
+            update.vocabulary.key_of(i)
+            for i in range(artifact.vocabulary.size, update.vocabulary.size)
+        ]
+        semantics["key_templates"] = [*semantics["key_templates"], *(texts[k] for k in added)]
+        changes["semantics"] = semantics
+    # The marked pairs join the replay set, so a later update does not undo this one.
+    replay = replay_pairs(artifact)
+    windows, targets = marked_pairs(marked, update.vocabulary, config.window_size)
+    weight = int(np.median(replay.counts)) if replay is not None and len(replay.counts) else 1
+    merged = TrainingPairs(
+        np.concatenate([replay.windows, windows]) if replay is not None else windows,
+        np.concatenate([replay.targets, targets]) if replay is not None else targets,
+        np.concatenate([replay.counts, np.full(len(targets), weight)])
+        if replay is not None
+        else np.full(len(targets), weight),
+    )
+    return UpdatedModel(
+        update.vocabulary,
+        update.net,
+        update.to_json(),
+        changes,
+        {"replay": replay_tensors(merged, limit=REPLAY_PAIRS + len(targets))},
+    )
+
+
+DEEPLOG = ModelKind(
+    name="deeplog",
+    config_type=DeepLogConfig,
+    fit=_fit_deeplog,
+    empty_net=lambda vocabulary, config, _manifest: DeepLogNet.from_config(vocabulary.size, config),
+    detector=_detector,
+    update=_update,
+)
+LOGANOMALY = ModelKind(
+    name="loganomaly",
+    config_type=LogAnomalyConfig,
+    fit=_fit_loganomaly,
+    empty_net=_empty_loganomaly,
+    detector=_detector,
+    update=_update,
+)

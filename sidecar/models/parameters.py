@@ -1,0 +1,480 @@
+"""DeepLog's parameter value model (Du et al., CCS'17, section 3.2): per log key, a model of
+the time since the host's previous event and of the numbers in MESSAGE.
+
+Each event of a modelled key gets a vector: log(1 + seconds since the host's previous event),
+then the key's parameter values (sign·log(1 + |x|) of the numbers at the key's stable slots,
+see sidecar/encoding/parameters.py), each normalised with the key's training mean and std.
+A predictor reads the key's previous `history` vectors on the same host and predicts the next;
+the squared error (the MSE over the dimensions observed) is judged against a Gaussian fitted
+on errors of held-out training vectors, as in the paper.
+
+Choices, and why:
+- The predictor is a ridge-regularised linear autoregression per key, not DeepLog's LSTM per
+  key. One LSTM per key means hundreds of small training loops (minutes on two cores for a
+  real vocabulary); one LSTM shared across keys would mix parameters that have nothing in
+  common. The vectors are a handful of normalised scalars, and the paper uses the prediction
+  only to get an error whose spread is learnt: a linear AR gives the least-squares linear
+  predictor in closed form (milliseconds, no epochs, seeds or learning rate, identical on
+  every run), learns the key's mean through its intercept when values are independent (the
+  best any predictor can do there), and follows linear trends and alternations. It misses
+  non-linear dynamics an LSTM could learn; the held-out errors measure what it misses, and
+  the threshold grows with them.
+- The Gaussian is fitted to the cube root of the MSE. An MSE of k Gaussian residuals is
+  chi-square-like and skewed; DeepLog's Gaussian on the raw MSE flags several times the
+  nominal rate (a 99.5% interval flags about 3% of normal events for k = 1). The cube root
+  makes chi-square close to Gaussian (Wilson and Hilferty, 1931), so the confidence means
+  what it says.
+- Real errors have heavier tails still (the first event after a host's quiet hours, a second
+  mode of a value), so the threshold is the larger of the Gaussian's quantile and the
+  empirical quantile of the key's held-out errors at the same confidence: where held-out
+  errors pass the Gaussian's quantile more often than the confidence allows, theirs is used.
+- Timing counts one way: an event earlier than predicted adds nothing to the error (a burst
+  is not a stall; the next-key models judge order). The error distribution is fitted on
+  two-sided errors, so this can only lower the flag rate.
+- A flagged error must also exceed `min_error`, and each feature's std has a floor
+  (`timing_min_std`, `value_min_std`): a key constant in training would otherwise be flagged
+  for any jitter at all.
+- Missing history (the key's previous vectors outside what a cycle sees: the host's saved
+  tail and its new events) falls back to the key's mean, a zero in normalised units. Missing
+  observations (no previous event for the timing, a message without the slot) are left out
+  of the error; an event with nothing observed is not judged.
+- Counters (slots whose values only grow within a host) are not modelled: they leave any
+  training range by design.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from statistics import NormalDist
+from typing import Self
+
+import numpy as np
+import torch
+from torch import nn
+
+from sidecar.encoding.parameters import (
+    choose_slots,
+    is_counter,
+    log_seconds,
+    number_slots,
+    signed_log,
+)
+from sidecar.encoding.vocabulary import RESERVED, Vocabulary
+from sidecar.models.nextkey import TrainingSummary
+from sidecar.types import LogEvent
+
+__all__ = [
+    "TIMING",
+    "ParameterConfig",
+    "ParameterNet",
+    "Layout",
+    "Features",
+    "ParameterScores",
+    "FittedParameters",
+    "layout_of",
+    "features_of",
+    "previous_of_same_key",
+    "history_matrix",
+    "score_vectors",
+    "fit_parameter_model",
+    "z_for",
+    "held_out_mask",
+    "predict",
+    "QUANTILE_LEVELS",
+    "empirical_quantile",
+    "normalise",
+]
+
+TIMING = "seconds_since_previous"
+# Levels at which each key's held-out errors are kept as empirical quantiles (interpolated
+# between): dense near 1, where thresholds live.
+QUANTILE_LEVELS = np.unique(
+    np.concatenate(
+        [np.arange(0.5, 0.99, 0.01), np.arange(0.99, 0.999, 0.001), [0.999, 0.9995, 0.9999, 1.0]]
+    ).round(6)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterConfig:
+    # Host events before a flagged event shown in its annotation; the pipeline keeps at least
+    # this many events per host between cycles, which is where a key's history comes from.
+    window_size: int = 10
+    history: int = 3  # previous vectors of the same key a prediction reads
+    max_values: int = 4  # parameter slots per key, besides the timing
+    min_share: float = 0.8  # a slot must be numeric in this share of the key's messages
+    min_count: int = 40  # keys seen fewer times in training are not modelled
+    holdout_every: int = 4  # every n-th vector of a key is held out for the error Gaussian
+    confidence: float = 0.995  # one-sided: flag errors above this quantile
+    ridge: float = 1.0
+    timing_min_std: float = 1.0  # in log(1 + seconds)
+    value_min_std: float = 0.1  # in sign·log(1 + |x|)
+    min_error: float = 1.0  # an MSE below this (in normalised units) is never flagged
+
+    @property
+    def dims(self) -> int:
+        return 1 + self.max_values
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Self:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
+
+
+def predict(weights: np.ndarray, history: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """ParameterNet.forward in numpy: each row's history (and a bias) times its key's weights."""
+    inputs = np.hstack([history, np.ones((len(history), 1))])
+    return np.einsum("nf,nfd->nd", inputs, weights[keys])
+
+
+def z_for(confidence: float) -> float:
+    return NormalDist().inv_cdf(confidence)
+
+
+def empirical_quantile(levels: np.ndarray, quantiles: np.ndarray, level: float) -> np.ndarray:
+    """Each row of `quantiles` [k, len(levels)] interpolated at `level`."""
+    j = int(np.clip(np.searchsorted(levels, level, side="right") - 1, 0, len(levels) - 2))
+    weight = np.clip((level - levels[j]) / (levels[j + 1] - levels[j]), 0.0, 1.0)
+    return quantiles[:, j] * (1 - weight) + quantiles[:, j + 1] * weight
+
+
+class ParameterNet(nn.Module):
+    """Per-key AR weights (a parameter) and per-key statistics (buffers), so the artifact
+    machinery stores it as any other state_dict."""
+
+    def __init__(self, vocab_size: int, dims: int, history: int) -> None:
+        super().__init__()
+        self.dims, self.history = dims, history
+        inputs = history * dims + 1  # the bias last
+        self.weights = nn.Parameter(torch.zeros(vocab_size, inputs, dims), requires_grad=False)
+        self.register_buffer("mean", torch.zeros(vocab_size, dims))
+        self.register_buffer("std", torch.ones(vocab_size, dims))
+        self.register_buffer("active", torch.zeros(vocab_size, dims, dtype=torch.bool))
+        self.register_buffer("modelled", torch.zeros(vocab_size, dtype=torch.bool))
+        # The Gaussian of the cube root of held-out errors, and their empirical quantiles.
+        self.register_buffer("error_mean", torch.zeros(vocab_size))
+        self.register_buffer("error_std", torch.zeros(vocab_size))
+        self.register_buffer("quantile_levels", torch.from_numpy(QUANTILE_LEVELS.copy()))
+        self.register_buffer("error_quantiles", torch.zeros(vocab_size, len(QUANTILE_LEVELS)))
+        self.register_buffer("train_count", torch.zeros(vocab_size, dtype=torch.int64))
+
+    def forward(self, history: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Predicted normalised vectors [n, dims] from the key's previous ones [n, history·dims].
+
+        Scoring uses `predict`, the same product in numpy (several times faster on a busy CPU
+        than torch's batched product, for matrices this small)."""
+        inputs = torch.cat([history, torch.ones(len(history), 1, dtype=history.dtype)], dim=1)
+        return torch.bmm(inputs.unsqueeze(1), self.weights[keys].to(history.dtype)).squeeze(1)
+
+    @classmethod
+    def from_config(cls, vocab_size: int, config: ParameterConfig) -> ParameterNet:
+        return cls(vocab_size, config.dims, config.history)
+
+
+# -- features -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Several hosts' events end to end, oldest first per host."""
+
+    events: list[LogEvent]
+    keys: np.ndarray  # [n] key ids
+    host: np.ndarray  # [n] host number
+    first: np.ndarray  # [n] bool: the host's first event here (nothing before it is known)
+
+
+def layout_of(runs: Sequence[Sequence[LogEvent]], vocabulary: Vocabulary) -> Layout:
+    events = [e for run in runs for e in run]
+    lengths = np.array([len(run) for run in runs], dtype=np.int64)
+    host = np.repeat(np.arange(len(runs)), lengths)
+    first = np.zeros(len(events), dtype=bool)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(runs) else np.empty(0)
+    first[starts[lengths > 0].astype(np.int64)] = True
+    return Layout(events, vocabulary.encode(events), host, first)
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    raw: np.ndarray  # [n, dims] seconds and numbers as read (NaN where not observed)
+    values: np.ndarray  # [n, dims] transformed (log) features, 0 where not observed
+    observed: np.ndarray  # [n, dims] bool
+
+
+def features_of(layout: Layout, slots: Sequence[Sequence[str]], dims: int) -> Features:
+    """Timing for every event, values for events of keys with slots."""
+    n = len(layout.events)
+    raw = np.full((n, dims), np.nan)
+    stamps = np.fromiter((e.timestamp_ms for e in layout.events), dtype=np.float64, count=n)
+    gaps = np.empty(n)
+    gaps[0:1] = np.nan
+    gaps[1:] = stamps[1:] - stamps[:-1]
+    gaps[layout.first] = np.nan
+    raw[:, 0] = gaps / 1000.0
+    for i in np.flatnonzero([len(slots[k]) > 0 for k in layout.keys.tolist()]):
+        key_slots = slots[int(layout.keys[i])]
+        found = dict(number_slots(layout.events[i].message))
+        for d, slot in enumerate(key_slots, start=1):
+            raw[i, d] = found.get(slot, np.nan)
+    observed = ~np.isnan(raw)
+    values = np.zeros((n, dims))
+    values[:, 0] = np.where(observed[:, 0], log_seconds(np.nan_to_num(raw[:, 0]) * 1000.0), 0.0)
+    values[:, 1:] = np.where(observed[:, 1:], signed_log(np.nan_to_num(raw[:, 1:])), 0.0)
+    return Features(raw, values, observed)
+
+
+def previous_of_same_key(layout: Layout, lags: int) -> np.ndarray:
+    """[n, lags]: the index of the j-th previous event of the same key on the same host, -1
+    where there is none (vectorised: a stable sort by (host, key) keeps time order)."""
+    n = len(layout.keys)
+    group = layout.host.astype(np.int64) * (int(layout.keys.max(initial=0)) + 1) + layout.keys
+    order = np.argsort(group, kind="stable")
+    ordered = group[order]
+    previous = np.full((n, lags), -1, dtype=np.int64)
+    for j in range(1, lags + 1):
+        same = ordered[j:] == ordered[:-j]
+        previous[order[j:][same], j - 1] = order[:-j][same]
+    return previous
+
+
+def history_matrix(normalised: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """[n, lags·dims]: the key's previous normalised vectors, most recent first; missing ones
+    are the key's mean (0)."""
+    n, dims = normalised.shape
+    padded = np.vstack([normalised, np.zeros((1, dims))])  # row -1 -> zeros
+    return padded[previous].reshape(n, previous.shape[1] * dims)
+
+
+def normalise(features: Features, keys: np.ndarray, net: ParameterNet) -> np.ndarray:
+    mean = net.mean.numpy()[keys]
+    std = net.std.numpy()[keys]
+    usable = features.observed & net.active.numpy()[keys]
+    return np.where(usable, (features.values - mean) / std, 0.0)
+
+
+# -- scoring --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterScores:
+    judged: np.ndarray  # [n] bool: modelled key with something observed
+    error: np.ndarray  # [n] MSE of the normalised vector (unobserved dimensions: 0)
+    threshold: np.ndarray  # [n] the MSE above which the event is flagged
+    tail: np.ndarray  # [n] probability of an error at least this large under the Gaussian
+    flagged: np.ndarray  # [n] bool
+    residual: np.ndarray  # [n, dims] observed − predicted, normalised (0 where not observed)
+    predicted: np.ndarray  # [n, dims] normalised prediction
+    observed: np.ndarray  # [n, dims] bool: the dimensions in the error
+
+
+def score_vectors(
+    net: ParameterNet,
+    normalised: np.ndarray,
+    usable: np.ndarray,
+    history: np.ndarray,
+    keys: np.ndarray,
+    confidence: float,
+    min_error: float,
+    *,
+    rows: np.ndarray | None = None,
+    early_counts: bool = False,
+    batch_size: int = 8_192,
+) -> ParameterScores:
+    """Errors and verdicts for `rows` (a mask; None: all). An event earlier than predicted adds
+    nothing to its error (a burst is not a stall) unless `early_counts`: training fits the
+    error distribution on two-sided errors, so judging one-sided ones can only flag less than
+    the confidence says."""
+    n, dims = normalised.shape
+    judged = net.modelled.numpy()[keys] & usable.any(axis=1)
+    if rows is not None:
+        judged &= rows
+    # Only judged rows are predicted: a cycle's context and unmodelled keys cost no compute.
+    todo = np.flatnonzero(judged)
+    predicted = np.zeros((n, dims))
+    weights = net.weights.detach().double().numpy()
+    for start in range(0, len(todo), batch_size):
+        part = todo[start : start + batch_size]
+        predicted[part] = predict(weights, history[part], keys[part])
+    residual = np.where(usable & judged[:, None], normalised - predicted, 0.0)
+    counted = residual.copy()
+    if not early_counts:
+        counted[:, 0] = np.maximum(counted[:, 0], 0.0)
+    # A dimension not observed counts as predicted exactly: dividing by the observed ones
+    # instead would inflate the error of an event whose timing is unknown, say.
+    dims_of_key = net.active.numpy()[keys].sum(axis=1)
+    error = (counted**2).sum(axis=1) / np.maximum(dims_of_key, 1)
+    mu = net.error_mean.double().numpy()[keys]
+    sigma = np.maximum(net.error_std.double().numpy()[keys], 1e-6)
+    gaussian = (mu + z_for(confidence) * sigma).clip(min=0) ** 3
+    # Real errors have heavier tails than any Gaussian (the first event after a host's quiet
+    # hours): where the held-out errors reach past the Gaussian's quantile, theirs is used.
+    empirical = (
+        empirical_quantile(
+            net.quantile_levels.double().numpy(), net.error_quantiles.double().numpy(), confidence
+        )[keys].clip(min=0)
+        ** 3
+    )
+    threshold = np.maximum(np.maximum(gaussian, empirical), min_error)
+    z = (np.cbrt(error) - mu) / sigma
+    tail = torch.special.ndtr(torch.from_numpy(-z)).numpy()
+    flagged = judged & (error > threshold)
+    return ParameterScores(judged, error, threshold, tail, flagged, residual, predicted, usable)
+
+
+# -- fitting --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FittedParameters:
+    net: ParameterNet
+    slots: list[list[str]]  # by key id
+    summary: TrainingSummary
+    stats: dict[str, object]
+
+
+def _choose_key_slots(layout: Layout, members: np.ndarray, config: ParameterConfig) -> list[str]:
+    parsed = [number_slots(layout.events[i].message) for i in members.tolist()]
+    candidates = choose_slots(parsed, config.min_share, 2 * config.max_values)
+    chosen: list[str] = []
+    for slot, _share in candidates:
+        runs: dict[int, list[float]] = {}
+        for i, slots in zip(members.tolist(), parsed, strict=True):
+            value = dict(slots).get(slot)
+            if value is not None:
+                runs.setdefault(int(layout.host[i]), []).append(value)
+        if not is_counter(runs.values()):
+            chosen.append(slot)
+        if len(chosen) == config.max_values:
+            break
+    return chosen
+
+
+def held_out_mask(keys: np.ndarray, every: int) -> np.ndarray:
+    """Every `every`-th occurrence of each key (in layout order) is held out: spread over the
+    whole period, so drift does not put all held-out vectors in one regime."""
+    order = np.argsort(keys, kind="stable")
+    counts = np.bincount(keys)
+    occurrence = np.empty(len(keys), dtype=np.int64)
+    occurrence[order] = np.arange(len(keys)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return occurrence % every == every - 1
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
+    """Least squares with an L2 penalty on every input but the bias (the last column)."""
+    penalty = np.full(x.shape[1], ridge)
+    penalty[-1] = 0.0
+    gram = x.T @ x + np.diag(penalty) + 1e-9 * np.eye(x.shape[1])
+    return np.linalg.solve(gram, x.T @ y)
+
+
+def fit_parameter_model(
+    streams: Mapping[str, list[LogEvent]], vocabulary: Vocabulary, config: ParameterConfig
+) -> FittedParameters:
+    started = time.perf_counter()
+    layout = layout_of(list(streams.values()), vocabulary)
+    size, dims = vocabulary.size, config.dims
+    net = ParameterNet.from_config(size, config)
+    counts = np.bincount(layout.keys, minlength=size)
+    by_key = np.argsort(layout.keys, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    candidates = [k for k in range(RESERVED, size) if counts[k] >= config.min_count]
+
+    slots: list[list[str]] = [[] for _ in range(size)]
+    for k in candidates:
+        slots[k] = _choose_key_slots(layout, by_key[bounds[k] : bounds[k + 1]], config)
+    features = features_of(layout, slots, dims)
+
+    mean = np.zeros((size, dims))
+    std = np.ones((size, dims))
+    active = np.zeros((size, dims), dtype=bool)
+    floors = np.array([config.timing_min_std] + [config.value_min_std] * config.max_values)
+    for k in candidates:
+        members = by_key[bounds[k] : bounds[k + 1]]
+        active[k, : 1 + len(slots[k])] = True
+        for d in np.flatnonzero(active[k]):
+            seen = features.values[members, d][features.observed[members, d]]
+            if len(seen):
+                mean[k, d], std[k, d] = seen.mean(), max(seen.std(), floors[d])
+    with torch.no_grad():
+        net.mean.copy_(torch.from_numpy(mean))
+        net.std.copy_(torch.from_numpy(std))
+        net.active.copy_(torch.from_numpy(active))
+        net.train_count.copy_(torch.from_numpy(counts))
+
+    normalised = normalise(features, layout.keys, net)
+    usable = features.observed & active[layout.keys]
+    history = history_matrix(normalised, previous_of_same_key(layout, config.history))
+    inputs = np.hstack([history, np.ones((len(history), 1))])
+    held_out = held_out_mask(layout.keys, config.holdout_every)
+
+    weights = np.zeros((size, inputs.shape[1], dims))
+    modelled = np.zeros(size, dtype=bool)
+    fit_rows = held_rows = 0
+    for k in candidates:
+        members = by_key[bounds[k] : bounds[k + 1]]
+        train = members[~held_out[members]]
+        for d in np.flatnonzero(active[k]):
+            rows = train[usable[train, d]]
+            if len(rows):
+                weights[k, :, d] = _ridge(inputs[rows], normalised[rows, d], config.ridge)
+        fit_rows += len(train)
+    with torch.no_grad():
+        net.weights.copy_(torch.from_numpy(weights))
+        net.modelled.copy_(torch.from_numpy(np.isin(np.arange(size), candidates)))
+    scores = score_vectors(
+        net,
+        normalised,
+        usable,
+        history,
+        layout.keys,
+        config.confidence,
+        config.min_error,
+        early_counts=True,
+    )
+    error_mean = np.zeros(size)
+    error_std = np.zeros(size)
+    error_quantiles = np.zeros((size, len(QUANTILE_LEVELS)))
+    for k in candidates:
+        members = by_key[bounds[k] : bounds[k + 1]]
+        rows = members[held_out[members] & scores.judged[members]]
+        if len(rows) < 5:
+            continue  # too few held-out errors for a spread: not modelled
+        roots = np.cbrt(scores.error[rows])
+        error_mean[k], error_std[k] = roots.mean(), roots.std(ddof=1)
+        error_quantiles[k] = np.quantile(roots, QUANTILE_LEVELS)
+        modelled[k] = True
+        held_rows += len(rows)
+    with torch.no_grad():
+        net.modelled.copy_(torch.from_numpy(modelled))
+        net.error_mean.copy_(torch.from_numpy(error_mean))
+        net.error_std.copy_(torch.from_numpy(error_std))
+        net.error_quantiles.copy_(torch.from_numpy(error_quantiles))
+    net.eval()
+
+    train_rows = ~held_out & scores.judged
+    final = score_vectors(
+        net, normalised, usable, history, layout.keys, config.confidence, config.min_error
+    )
+    held = held_out & final.judged
+    summary = TrainingSummary(
+        windows=int(final.judged.sum()),
+        distinct_windows=int(final.judged.sum()),
+        epochs_run=1,
+        losses=[float(scores.error[train_rows].mean()) if train_rows.any() else 0.0],
+        seconds=time.perf_counter() - started,
+    )
+    stats = {
+        "modelled_keys": int(modelled.sum()),
+        "rare_keys": int(vocabulary.known - len(candidates)),
+        "fitted_vectors": int(fit_rows),
+        "held_out_vectors": int(held_rows),
+        # The flag rate of the held-out vectors at the trained confidence: the false-alarm
+        # rate to expect on data like the training data.
+        "held_out_flag_rate": round(float(final.flagged[held].mean()), 6) if held.any() else None,
+    }
+    return FittedParameters(net, [list(s) for s in slots], summary, stats)

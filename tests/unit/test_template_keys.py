@@ -1,0 +1,328 @@
+"""Event ids mined from MESSAGE (SIDECAR_TEMPLATE_MINING): which events get one, how they are
+counted, and that cycles, restarts and the embedded commands all hand the same message the
+same id. The cluster-backed state is tested against a real node in
+tests/integration/test_template_mining_cycles.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pytest
+
+from sidecar.demo.generator import documents_with_incidents, fleet, normal_documents
+from sidecar.encoding.drain import TemplateMiner
+from sidecar.errors import CheckpointError
+from sidecar.eventkeys import MINED_PREFIX, TemplateLabeller, mined_event_id
+from sidecar.events import parse_event
+from sidecar.files.minerstate import FileMinerStore, MemoryMinerStore
+from sidecar.files.sink import MemoryCheckpoints
+from sidecar.files.source import FileSource
+from sidecar.pipeline import CycleOptions, run_cycle
+from sidecar.settings import FieldNames
+from sidecar.types import DetectionBatch, HostSequence, HostState, InputStats, LogEvent
+from tests.helpers import INCIDENTS, T0, ListSink, read_jsonl, write_jsonl
+
+ROOT = Path(__file__).resolve().parents[2]
+LOGON = "Invalid user webmaster from 173.234.31.186"
+LOGON_AGAIN = "Invalid user admin from 10.0.0.7"
+
+
+def event(uuid: str, event_id: str = "", message: str | None = LOGON, ts: int = T0) -> LogEvent:
+    return LogEvent("host-a", ts, uuid, event_id, "info", message)
+
+
+def without_event_id(docs: list[dict]) -> list[dict]:
+    return [{k: v for k, v in d.items() if k != "EVENTID"} for d in docs]
+
+
+def parsed(docs: list[dict], stats: InputStats) -> list[LogEvent]:
+    events = [parse_event(d, FieldNames(), stats, event_id_optional=True) for d in docs]
+    return [e for e in events if e is not None]
+
+
+# -- which events get a mined id, and how they are counted ------------------------------------
+
+
+def test_a_missing_event_id_is_bad_input_only_without_template_mining() -> None:
+    doc = {
+        "_zl_timestamp": T0,
+        "log_uuid": "u",
+        "HOSTNAME": "h",
+        "SEVERITY": "info",
+        "MESSAGE": LOGON,
+    }
+    today, mining = InputStats(), InputStats()
+    parse_event(doc, FieldNames(), today)
+    parse_event(doc, FieldNames(), mining, event_id_optional=True)
+    assert today.repaired == {"missing_event_id": 1}
+    assert mining.repaired == {}
+
+
+def test_auto_keys_only_events_without_event_id_by_their_template() -> None:
+    labeller = TemplateLabeller("auto", MemoryMinerStore())
+    stats = InputStats()
+
+    result = labeller.label(
+        [event("a", "4624"), event("b"), event("c", message=LOGON_AGAIN)], stats
+    )
+
+    kept, first, second = result.events
+    assert kept == event("a", "4624")
+    assert first.event_id.startswith(MINED_PREFIX) and first.event_id == second.event_id
+    assert first.event_id == mined_event_id(labeller.miner.match(LOGON).id)  # type: ignore[union-attr]
+    assert (first.log_uuid, first.message, first.severity) == ("b", LOGON, "info")
+    assert result.mined == 2
+    assert stats.repaired == {}  # keyed on purpose, not repaired: counted as mined instead
+
+
+def test_auto_counts_an_event_with_neither_event_id_nor_message_as_before() -> None:
+    labeller = TemplateLabeller("auto", MemoryMinerStore())
+    stats = InputStats()
+    result = labeller.label([event("a", message=None), event("b", message="  ")], stats)
+    assert [e.event_id for e in result.events] == ["", ""]
+    assert result.mined == 0 and stats.repaired == {"missing_event_id": 2}
+
+
+def test_always_ignores_event_ids_and_counts_events_without_a_message() -> None:
+    labeller = TemplateLabeller("always", MemoryMinerStore())
+    stats = InputStats()
+    result = labeller.label([event("a", "4625"), event("b"), event("c", "4625", None)], stats)
+    ids = [e.event_id for e in result.events]
+    assert ids[0] == ids[1] and ids[0].startswith(MINED_PREFIX)
+    assert ids[2] == ""
+    assert result.mined == 2 and stats.repaired == {"missing_message": 1}
+
+
+# -- state: saved when something was learned, shared, merged ----------------------------------
+
+
+def test_a_restarted_labeller_gives_a_message_the_id_it_got_before() -> None:
+    store = MemoryMinerStore()
+    first = TemplateLabeller("auto", store)
+    before = first.label([event("a"), event("b", message=LOGON_AGAIN)], InputStats()).events
+    first.save()
+
+    again = TemplateLabeller("auto", store).label([event("c", message=LOGON)], InputStats())
+
+    assert again.events[0].event_id == before[0].event_id == before[1].event_id
+
+
+def test_state_is_saved_only_when_a_template_was_added_or_generalised() -> None:
+    store = MemoryMinerStore()
+    labeller = TemplateLabeller("auto", store)
+    labeller.save()
+    assert store.state is None  # nothing labelled, nothing loaded
+
+    labeller.label([event("a")], InputStats())
+    labeller.save()
+    saved = store.state
+    labeller.label([event("b")], InputStats())  # the same message: only a size changes
+    labeller.save()
+    assert saved is not None and store.state is saved
+
+    labeller.label([event("c", message=LOGON_AGAIN)], InputStats())  # generalises the template
+    labeller.save()
+    assert store.state is not saved
+
+
+def test_the_state_file_keeps_what_two_writers_learned(tmp_path: Path) -> None:
+    path = tmp_path / "models" / "template-miner.json"
+    one = TemplateLabeller("auto", FileMinerStore(path))
+    other = TemplateLabeller("auto", FileMinerStore(path))
+    a = one.label([event("a")], InputStats()).events[0].event_id
+    b = other.label([event("b", message="Connection closed by 10.0.0.1")], InputStats())
+    one.save()
+    other.save()  # has not seen `one`'s template: merges it in
+
+    saved = TemplateMiner.from_json(path.read_bytes())
+    assert {mined_event_id(i) for i in saved.clusters} == {a, b.events[0].event_id}
+    assert orjson.loads(path.read_bytes())["format"] == 2
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_an_unreadable_state_file_is_a_checkpoint_error(tmp_path: Path) -> None:
+    path = tmp_path / "template-miner.json"
+    path.write_bytes(b'{"format": 1, "clusters": []}')
+    with pytest.raises(CheckpointError, match="unreadable"):
+        TemplateLabeller("auto", FileMinerStore(path)).label([event("a")], InputStats())
+
+
+def test_events_that_all_carry_an_event_id_never_touch_the_state(tmp_path: Path) -> None:
+    path = tmp_path / "template-miner.json"
+    path.write_bytes(b"not even JSON")  # reading it would fail the cycle
+    labeller = TemplateLabeller("auto", FileMinerStore(path))
+    result = labeller.label([event("a", "4624"), event("b", "4625")], InputStats())
+    labeller.save()
+    assert [e.event_id for e in result.events] == ["4624", "4625"] and result.mined == 0
+    assert path.read_bytes() == b"not even JSON"
+
+
+# -- in a cycle -------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordingDetector:
+    """A detector that flags nothing and remembers what it was given (the Detector port)."""
+
+    name: str = "recorder"
+    version: str = "1"
+    window_size: int = 5
+    seen: list[HostSequence] = field(default_factory=list)
+
+    def detect(self, sequences: Sequence[HostSequence]) -> DetectionBatch:
+        self.seen.extend(sequences)
+        return DetectionBatch([], sum(len(s.events) for s in sequences))
+
+
+class FailingCheckpoints(MemoryCheckpoints):
+    def save(self, states: Sequence[HostState]) -> int:
+        raise CheckpointError("the state index refused the write")
+
+
+@pytest.fixture(scope="module")
+def docs() -> list[dict]:
+    return without_event_id(normal_documents(fleet(3), T0, 80, seed=5))
+
+
+def test_new_events_and_the_context_before_them_carry_mined_ids(docs: list[dict]) -> None:
+    events = parsed(docs, InputStats())
+    split = sorted(e.timestamp_ms for e in events)[len(events) // 2]
+    detector, checkpoints = RecordingDetector(), MemoryCheckpoints()
+    store = MemoryMinerStore()
+
+    report = run_cycle(
+        FileSource(events),
+        [detector],
+        ListSink(),
+        checkpoints,
+        now_ms=split + 10**9,
+        # New hosts start at `split`: the events before it are read as their context.
+        options=CycleOptions(read_lag_ms=None, initial_lookback_ms=10**9),
+        keys=TemplateLabeller("auto", store),
+    )
+
+    scored = [e for s in detector.seen for e in s.events]
+    context = [e for s in detector.seen for e in s.context]
+    assert len(scored) == sum(e.timestamp_ms >= split for e in events)
+    assert context and all(e.event_id.startswith(MINED_PREFIX) for e in [*scored, *context])
+    assert report.mined_event_ids == len(scored) + len(context)
+    assert "missing_event_id" not in report.input.repaired
+    assert report.summary()["mined_event_ids"] == report.mined_event_ids
+    tails = [e for s in checkpoints.states.values() for e in s.tail]
+    assert tails and all(e.event_id.startswith(MINED_PREFIX) for e in tails)
+    # The ids are the saved miner's: a restarted process labels these messages alike.
+    saved = TemplateMiner.from_json(store.state)  # type: ignore[arg-type]
+    for e in scored:
+        assert e.event_id == mined_event_id(saved.match(e.message).id)  # type: ignore[arg-type, union-attr]
+
+
+def test_a_cycle_whose_cursors_fail_to_save_is_redone_with_the_same_ids(docs: list[dict]) -> None:
+    events = parsed(docs, InputStats())
+    store = MemoryMinerStore()
+    options = CycleOptions(read_lag_ms=None, initial_lookback_ms=None)
+    failed = RecordingDetector()
+    with pytest.raises(CheckpointError):
+        run_cycle(
+            FileSource(events),
+            [failed],
+            ListSink(),
+            FailingCheckpoints(),
+            now_ms=T0,
+            options=options,
+            keys=TemplateLabeller("auto", store),
+        )
+    assert store.state is not None  # the templates were saved before the cursors failed
+    redone = RecordingDetector()
+    run_cycle(
+        FileSource(events),
+        [redone],
+        ListSink(),
+        MemoryCheckpoints(),
+        now_ms=T0,
+        options=options,
+        keys=TemplateLabeller("auto", store),  # a fresh process: only the saved state
+    )
+
+    def ids(detector: RecordingDetector) -> dict[str, str]:
+        return {e.log_uuid: e.event_id for s in detector.seen for e in s.events}
+
+    assert ids(redone) == ids(failed) and len(ids(redone)) == len(events)
+
+
+def test_without_template_mining_events_keep_their_empty_id(docs: list[dict]) -> None:
+    events = parsed(docs, InputStats())
+    detector = RecordingDetector()
+    report = run_cycle(
+        FileSource(events),
+        [detector],
+        ListSink(),
+        MemoryCheckpoints(),
+        now_ms=T0,
+        options=CycleOptions(read_lag_ms=None, initial_lookback_ms=None),
+    )
+    assert report.mined_event_ids == 0
+    assert {e.event_id for s in detector.seen for e in s.events} == {""}
+
+
+# -- embedded mode, end to end ----------------------------------------------------------------
+
+
+def _cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIDECAR_")}
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "SIDECAR_TRAIN_EPOCHS": "10",
+            "SIDECAR_TRAIN_BATCH_SIZE": "512",
+            "SIDECAR_LOG_FORMAT": "json",
+            **extra,
+        }
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar", *args], env=env, capture_output=True, text=True
+    )
+
+
+def test_train_and_score_from_files_without_event_ids(tmp_path: Path) -> None:
+    # Small and briefly trained: the incident is a message type never seen in training, which
+    # any model flags as an unseen key.
+    training = without_event_id(normal_documents(fleet(4), T0, 250, seed=1))
+    live, incidents = documents_with_incidents(
+        fleet(4), T0 + 10**8, 100, seed=2, incidents={"host-001": INCIDENTS["host-001"]}
+    )
+    model_dir, out = tmp_path / "models", tmp_path / "anomalies.jsonl"
+    train_file = write_jsonl(tmp_path / "train.jsonl", training)
+    live_file = write_jsonl(tmp_path / "live.jsonl", without_event_id(live))
+
+    trained = _cli("train", "--from-file", str(train_file), "--model-dir", str(model_dir))
+    assert trained.returncode == 0, trained.stderr
+    state = model_dir / "template-miner.json"
+    assert state.is_file()
+    before = state.read_bytes()
+    (manifest,) = [orjson.loads(p.read_bytes()) for p in model_dir.glob("deeplog/*/manifest.json")]
+    assert manifest["training_data"]["template_mining"] == {
+        "mode": "auto",
+        "mined_event_ids": len(training),
+    }
+    # The model knows exactly the ids the saved state gives: those the cycles will produce.
+    known = {k["event_id"] for k in manifest["vocabulary"]["keys"]}
+    assert known == {mined_event_id(i) for i in TemplateMiner.from_json(before).clusters}
+
+    scored = _cli(
+        "score", "--from-file", str(live_file), "--model-dir", str(model_dir), "--to-file", str(out)
+    )
+    assert scored.returncode == 0, scored.stderr
+    summary = orjson.loads(scored.stdout)
+    assert summary["mined_event_ids"] == len(live)
+    assert "missing_event_id" not in summary["repaired"]
+    anomalies = read_jsonl(out)
+    assert anomalies and all(a["event"]["id"].startswith(MINED_PREFIX) for a in anomalies)
+    (incident,) = incidents
+    assert {a["log_uuid"] for a in anomalies} & set(incident.log_uuids)
+    assert state.read_bytes() == before  # scoring a file does not change the trained state
