@@ -17,6 +17,7 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, TransportError
 
+from sidecar.cluster.minerstate import MINER_DOCUMENT_ID
 from sidecar.errors import CheckpointError
 from sidecar.types import Cursor, HostState, LogEvent
 
@@ -90,7 +91,8 @@ class ClusterCheckpoints:
             while True:
                 body: dict[str, object] = {
                     # Host states only: the index also holds the template miner's state.
-                    "query": {"exists": {"field": "host"}},
+                    # (By id: a host longer than the keyword's ignore_above is not indexed.)
+                    "query": {"bool": {"must_not": {"ids": {"values": [MINER_DOCUMENT_ID]}}}},
                     "size": self._page_size,
                     "sort": [{"host": "asc"}],
                     "track_total_hits": False,

@@ -23,6 +23,7 @@ from sidecar.events import parse_event
 from sidecar.files.minerstate import FileMinerStore, MemoryMinerStore
 from sidecar.files.sink import MemoryCheckpoints
 from sidecar.files.source import FileSource
+from sidecar.metrics import SidecarMetrics
 from sidecar.pipeline import CycleOptions, run_cycle
 from sidecar.settings import FieldNames
 from sidecar.types import DetectionBatch, HostSequence, HostState, InputStats, LogEvent
@@ -214,6 +215,10 @@ def test_new_events_and_the_context_before_them_carry_mined_ids(docs: list[dict]
     assert report.mined_event_ids == len(scored) + len(context)
     assert "missing_event_id" not in report.input.repaired
     assert report.summary()["mined_event_ids"] == report.mined_event_ids
+    metrics = SidecarMetrics()
+    metrics.record_cycle(report)
+    mined_total = metrics.registry.get_sample_value("sidecar_mined_event_ids_total")
+    assert mined_total == report.mined_event_ids
     tails = [e for s in checkpoints.states.values() for e in s.tail]
     assert tails and all(e.event_id.startswith(MINED_PREFIX) for e in tails)
     # The ids are the saved miner's: a restarted process labels these messages alike.
