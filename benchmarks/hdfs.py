@@ -343,6 +343,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "seed": SEED,
             "session_end_event": args.session_end,
             "torch_threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(),
         },
         "published": PUBLISHED,
         "models": {},
@@ -359,9 +360,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         )
         train_s = time.perf_counter() - started
         if model in COUNT_MODELS:
-            results["models"][model] = evaluate_count_model(  # type: ignore[index]
-                model, artifact, train_s, dev, is_abnormal, train_events, args, workdir
-            )
+            results["models"][model] = {  # type: ignore[index]
+                **evaluate_count_model(
+                    model, artifact, train_s, dev, is_abnormal, train_events, args, workdir
+                ),
+                "load_average_1m": round(os.getloadavg()[0], 2),
+            }
             continue
         detector = build_detector(artifact, args.g, min_probability=args.min_probability)
 
@@ -418,6 +422,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "verdict_digest": verdict_digest(dev_hosts, product_flags),
             "g_curves": curves,
         }
+        # Timings are only as good as the machine was quiet: the load average says how quiet.
+        summary["load_average_1m"] = round(os.getloadavg()[0], 2)
         results["models"][model] = summary  # type: ignore[index]
         print(
             f"\n{model}: FPR {fpr:.4%} ({summary['false_positive_sessions']}/{len(normal)}), "
@@ -546,23 +552,28 @@ def markdown(results: dict[str, object]) -> str:
         f"g={s['top_g']}, minimum probability {s['min_probability']:g}, epochs at most "
         f"{s['epochs']} (batch {s['batch_size']}), seed {s['seed']}, session end event: "
         f"{s['session_end_event']}, "
-        f"{s['torch_threads']} torch threads. Precision and F1 are projected onto the DeepLog paper's "
+        f"{s['torch_threads']} torch threads, {s.get('cpus')} CPUs. Precision and F1 are projected onto the DeepLog paper's "
         f"test balance ({PAPER_NORMAL:,} normal / {PAPER_ABNORMAL:,} abnormal sessions).",
         "",
+        "The load column is the machine's 1-minute load average when the model was done: with "
+        "more runnable processes than CPUs, times include waiting for a CPU (the development "
+        "machine is shared).",
+        "",
         "| model | FPR (dev normal) | recall (dev abnormal) | projected P | projected F1 | "
-        "train s | epochs | score s | events/s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "train s | epochs | score s | events/s | load |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, m in results["models"].items():
         lines.append(
             f"| {name} | {m['fpr']:.3%} ({m['false_positive_sessions']}) | {m['recall']:.3%} | "
             f"{m['precision']:.3f} | {m['f1']:.3f} | {m['train_seconds']} | "
-            f"{m['epochs_run'] or '–'} | {m['score_seconds']} | {m['events_per_second']:,} |"
+            f"{m['epochs_run'] or '–'} | {m['score_seconds']} | {m['events_per_second']:,} | "
+            f"{m.get('load_average_1m', '')} |"
         )
     for name, p in PUBLISHED.items():
         lines.append(
             f"| {name} (published, full test set) | | {p['recall']} | {p['precision']} | "
-            f"{p['f1']} | | | | |"
+            f"{p['f1']} | | | | | |"
         )
     lines += [
         "",
@@ -663,9 +674,11 @@ def count_vector_markdown(results: dict[str, object], models: dict[str, dict]) -
             "has no sessions to wait for (a host's stream does not end), so its PCA judges the "
             f"window of {h} events ending at each event, like DeepLog. Two things follow. A window "
             "sees a few events only: a session that stops early (most abnormal sessions the "
-            "window-level models miss, listed above) yields windows a combination of normal ones "
-            "reproduces, padding and the first keys and then the end event, while its whole-session "
-            "vector lacks most of a normal block's counts. And every event is a test: a normal "
+            "window-level PCA misses, listed above) yields windows a linear combination of normal "
+            "ones reproduces, padding and the first keys and then the end event, while its "
+            "whole-session vector lacks most of a normal block's counts. The autoencoder, not "
+            "bound to a linear subspace, does tell those windows apart. And every event is a "
+            "test: a normal "
             "session of twenty events has twenty chances of a false alarm, so alpha, a rate per "
             "window, compounds per session. The same subspace and Q-statistic code on one vector "
             "per session (not a sidecar model; shown for the comparison). With TF-IDF a key "
