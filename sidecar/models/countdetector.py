@@ -17,7 +17,7 @@ import torch
 from sidecar.encoding.vocabulary import RESERVED, UNKNOWN, Vocabulary, key_label
 from sidecar.encoding.windows import windows_for_streams
 from sidecar.models.countvectors import counted_keys, key_counts
-from sidecar.models.detector import REASON_UNSEEN_KEY, gc_paused
+from sidecar.models.detector import REASON_UNSEEN_KEY, gc_paused, key_names, lay_out
 from sidecar.models.nextkey import distinct_rows
 from sidecar.types import Detection, DetectionBatch, ExpectedKey, HostSequence, LogEvent
 
@@ -119,10 +119,7 @@ class CountVectorDetector:
         self.window_size = window_size
         self.batch_size = batch_size
         self._device = device or torch.device("cpu")
-        self._key_names: list[tuple[str, str, str] | None] = [None] * RESERVED + [
-            (vocabulary.label_of(i), *vocabulary.key_of(i))  # type: ignore[misc]
-            for i in range(RESERVED, vocabulary.size)
-        ]
+        self._key_names = key_names(vocabulary)
 
     def detect(self, sequences: Sequence[HostSequence]) -> DetectionBatch:
         with gc_paused():
@@ -134,14 +131,7 @@ class CountVectorDetector:
         if not spans:
             return DetectionBatch([], 0)
         # The counted window holds the event and the h-1 before it; the tail feeds those.
-        layout: list[LogEvent] = []
-        bounds = []
-        for seq in spans:
-            start = len(layout)
-            layout.extend(seq.context[-h:])
-            middle = len(layout)
-            layout.extend(seq.events)
-            bounds.append((start, middle, len(layout)))
+        layout, bounds = lay_out(spans, h)
         ids = self.vocabulary.encode(layout)
         contexts = [ids[a:b] for a, b, _ in bounds]
         streams = [ids[b:c] for _, b, c in bounds]

@@ -34,6 +34,31 @@ REASON_COUNT = "count_anomaly"
 REASON_IMPROBABLE = "improbable"
 
 
+def key_names(vocabulary: Vocabulary) -> list[tuple[str, str, str] | None]:
+    """(label, EVENTID, SEVERITY) by key id, None for the reserved slots."""
+    return [None] * RESERVED + [
+        (vocabulary.label_of(i), *vocabulary.key_of(i))  # type: ignore[misc]
+        for i in range(RESERVED, vocabulary.size)
+    ]
+
+
+def lay_out(
+    spans: Sequence[HostSequence], h: int
+) -> tuple[list[LogEvent], list[tuple[int, int, int]]]:
+    """Every host's last h context events and new events in one list, with (start, first new,
+    end) per host: one encode call and one windowing pass keep per-host Python work O(hosts)
+    and per-event work in numpy."""
+    layout: list[LogEvent] = []
+    bounds = []
+    for seq in spans:
+        start = len(layout)
+        layout.extend(seq.context[-h:])
+        middle = len(layout)
+        layout.extend(seq.events)
+        bounds.append((start, middle, len(layout)))
+    return layout, bounds
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     was_enabled = gc.isenabled()
@@ -76,11 +101,7 @@ class NextKeyDetector:
         self.workflows = workflows
         self._device = device or torch.device("cpu")
         self.encode: KeyEncoder = encoder or (lambda events: (vocabulary.encode(events), {}))
-        # (label, EVENTID, SEVERITY) by key id, None for the reserved slots.
-        self._key_names: list[tuple[str, str, str] | None] = [None] * RESERVED + [
-            (vocabulary.label_of(i), *vocabulary.key_of(i))  # type: ignore[misc]
-            for i in range(RESERVED, vocabulary.size)
-        ]
+        self._key_names = key_names(vocabulary)
 
     def detect(self, sequences: Sequence[HostSequence]) -> DetectionBatch:
         # Detections are acyclic; a cyclic-GC pass over a heap of live events costs more than
@@ -93,16 +114,7 @@ class NextKeyDetector:
         spans = [seq for seq in sequences if seq.events]
         if not spans:
             return DetectionBatch([], 0)
-        # One encode call for every host's context tail and new events, then one windowing
-        # pass: per-host Python work stays O(hosts), per-event work stays in numpy.
-        layout: list[LogEvent] = []
-        bounds = []
-        for seq in spans:
-            start = len(layout)
-            layout.extend(seq.context[-h:])
-            middle = len(layout)
-            layout.extend(seq.events)
-            bounds.append((start, middle, len(layout)))
+        layout, bounds = lay_out(spans, h)
         ids, all_matches = self.encode(layout)
         contexts = [ids[a:b] for a, b, _ in bounds]
         streams = [ids[b:c] for _, b, c in bounds]

@@ -123,12 +123,12 @@ def grow_vocabulary(
             net.count_limits = torch.cat(
                 [net.count_limits, torch.ones(extra, dtype=net.count_limits.dtype)]
             )
+            # Only the first layer reads the count vector; a new key's column starts at zero.
             lstm = net.quantitative
-            for layer_param in ("weight_ih_l0",):
-                weight = getattr(lstm, layer_param)
-                wider = torch.zeros(weight.shape[0], weight.shape[1] + extra)
-                wider[:, : weight.shape[1]] = weight
-                setattr(lstm, layer_param, nn.Parameter(wider))
+            weight = lstm.weight_ih_l0
+            wider = torch.zeros(weight.shape[0], weight.shape[1] + extra)
+            wider[:, : weight.shape[1]] = weight
+            lstm.weight_ih_l0 = nn.Parameter(wider)
             lstm.input_size += extra
             net.vocab_size += extra
         else:
