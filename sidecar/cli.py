@@ -68,28 +68,8 @@ def detector_options(settings: Settings):  # -> DetectorOptions
 
 
 def _detectors(settings: Settings, store=None):  # -> list[Detector]
-    from sidecar.diagnosis import attach_workflows
-    from sidecar.models.artifacts import load_artifact
-    from sidecar.models.catalog import kind_of
-
-    store = store if store is not None else model_store(settings)
-    options = detector_options(settings)
-    detectors = []
-    for name in settings.models:
-        artifact = load_artifact(store, name)
-        detector = kind_of(name).detector(artifact, options)
-        attach_workflows(detector, artifact.manifest)  # kinds that do not load them themselves
-        detectors.append(detector)
-        log.info(
-            "model_loaded",
-            model=name,
-            version=artifact.version,
-            keys=artifact.vocabulary.known,
-            window_size=artifact.config.window_size,  # type: ignore[attr-defined]
-            top_g=settings.top_g,
-            device=str(options.device),
-        )
-    return detectors
+    """The detectors of the active versions (see sidecar.lifecycle.ActiveModels)."""
+    return active_models(settings, store=store).detectors
 
 
 def model_config(name: str, settings: Settings):
@@ -316,10 +296,10 @@ def cmd_setup(_args: argparse.Namespace, settings: Settings) -> int:
 # -- model lifecycle ---------------------------------------------------------------------------
 
 
-def active_models(settings: Settings, client=None):  # -> ActiveModels
+def active_models(settings: Settings, client=None, store=None):  # -> ActiveModels
     from sidecar.lifecycle import ActiveModels
 
-    store = model_store(settings, client)
+    store = store if store is not None else model_store(settings, client)
     models = ActiveModels(store, settings.models, detector_options(settings))
     models.refresh()
     return models

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from sidecar.diagnosis import attach_workflows
 from sidecar.errors import ModelError
 from sidecar.models.artifacts import ModelArtifact, load_artifact, save_artifact
 from sidecar.models.catalog import DetectorOptions, kind_of
@@ -86,7 +87,9 @@ class ActiveModels:
             if current is not None and current.version == version:
                 continue
             artifact = load_artifact(self.store, name, version)
-            self._detectors[name] = kind_of(name).detector(artifact, self.options)
+            detector = kind_of(name).detector(artifact, self.options)
+            attach_workflows(detector, artifact.manifest)  # kinds that do not load them
+            self._detectors[name] = detector
             self.artifacts[name] = artifact
             changed.append(name)
             log.info(
