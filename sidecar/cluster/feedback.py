@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 VERDICTS = ("false_positive", "true_positive")
-_FIELDS = ["window.keys", "event.id", "event.severity", "event.message"]
+_FIELDS = ["window.keys", "event.id", "event.severity", "event.message", "parameters.values"]
 
 
 def pending_false_positives(

@@ -89,7 +89,10 @@ def save_artifact(
     digest = hashlib.sha256(blobs[WEIGHTS]).hexdigest()
     created = datetime.now(UTC)
     version = f"{created:%Y%m%dT%H%M%SZ}-{digest[:8]}"
-    if any(m.get("version") == version for m in store.manifests(name)):
+    # Same second, same weights: an update that changed only the manifest (the parameter
+    # model's accepted deviations) must still get a version of its own.
+    taken = {m.get("version") for m in store.manifests(name)} | {(extra or {}).get("parent")}
+    if version in taken:
         version = f"{created:%Y%m%dT%H%M%S}{created.microsecond // 1000:03d}Z-{digest[:8]}"
     manifest: dict[str, object] = {
         "format_version": FORMAT_VERSION,

@@ -19,6 +19,7 @@ from sidecar.encoding.parameters import slot_source
 from sidecar.encoding.vocabulary import UNKNOWN, Vocabulary, key_label
 from sidecar.models.parameters import (
     TIMING,
+    AcceptedDeviations,
     ParameterNet,
     ParameterScores,
     features_of,
@@ -56,6 +57,7 @@ class ParameterDetector:
         window_size: int,
         confidence: float,
         min_error: float,
+        accepted: AcceptedDeviations | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -65,6 +67,7 @@ class ParameterDetector:
         self.window_size = window_size
         self.confidence = confidence
         self.min_error = min_error
+        self.accepted = accepted
         # Events not judged since this detector was built, by reason (SKIP_REASONS).
         self.skipped: Counter[str] = Counter()
         dims = net.dims
@@ -101,6 +104,7 @@ class ParameterDetector:
             self.confidence,
             self.min_error,
             rows=is_new,
+            accepted=self.accepted,
         )
         self._count_skipped(layout.keys[is_new], scores.judged[is_new])
         detections = [

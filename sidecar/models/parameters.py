@@ -72,6 +72,7 @@ __all__ = [
     "Layout",
     "Features",
     "ParameterScores",
+    "AcceptedDeviations",
     "FittedParameters",
     "layout_of",
     "features_of",
@@ -261,6 +262,21 @@ def normalise(features: Features, keys: np.ndarray, net: ParameterNet) -> np.nda
 
 
 @dataclass(frozen=True, slots=True)
+class AcceptedDeviations:
+    """Per key and value, how far below and above its prediction (normalised residual) a value
+    may lie and still count as predicted: learned from analysts' false-positive marks, so the
+    marked deviation stops being flagged while larger ones, and the key's other values, are
+    judged as before."""
+
+    below: np.ndarray  # [vocab, dims] >= 0
+    above: np.ndarray  # [vocab, dims] >= 0
+
+    @classmethod
+    def none(cls, vocab_size: int, dims: int) -> AcceptedDeviations:
+        return cls(np.zeros((vocab_size, dims)), np.zeros((vocab_size, dims)))
+
+
+@dataclass(frozen=True, slots=True)
 class ParameterScores:
     judged: np.ndarray  # [n] bool: modelled key with something observed
     error: np.ndarray  # [n] MSE of the normalised vector (unobserved dimensions: 0)
@@ -283,12 +299,14 @@ def score_vectors(
     *,
     rows: np.ndarray | None = None,
     early_counts: bool = False,
+    accepted: AcceptedDeviations | None = None,
     batch_size: int = 8_192,
 ) -> ParameterScores:
     """Errors and verdicts for `rows` (a mask; None: all). An event earlier than predicted adds
     nothing to its error (a burst is not a stall) unless `early_counts`: training fits the
     error distribution on two-sided errors, so judging one-sided ones can only flag less than
-    the confidence says."""
+    the confidence says. A residual inside its key's `accepted` band (analysts marked such a
+    deviation as normal) adds nothing either."""
     n, dims = normalised.shape
     judged = net.modelled.numpy()[keys] & usable.any(axis=1)
     if rows is not None:
@@ -302,6 +320,9 @@ def score_vectors(
         predicted[part] = predict(weights, history[part], keys[part])
     residual = np.where(usable & judged[:, None], normalised - predicted, 0.0)
     counted = residual.copy()
+    if accepted is not None:
+        inside = (counted >= -accepted.below[keys]) & (counted <= accepted.above[keys])
+        counted[inside] = 0.0
     if not early_counts:
         counted[:, 0] = np.maximum(counted[:, 0], 0.0)
     # A dimension not observed counts as predicted exactly: dividing by the observed ones

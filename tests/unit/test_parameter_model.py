@@ -17,8 +17,10 @@ from sidecar.encoding.vocabulary import Vocabulary
 from sidecar.errors import ModelError
 from sidecar.files.sink import MemoryCheckpoints
 from sidecar.files.source import FileSource
+from sidecar.lifecycle import apply_false_positives
 from sidecar.models.artifacts import load_artifact
 from sidecar.models.catalog import DetectorOptions, kind_of
+from sidecar.models.online import marked_from_document
 from sidecar.models.parameter_detector import REASON_PARAMETER, ParameterDetector
 from sidecar.models.parameters import (
     TIMING,
@@ -28,6 +30,7 @@ from sidecar.models.parameters import (
     predict,
     previous_of_same_key,
 )
+from sidecar.models.store import FileModelStore
 from sidecar.pipeline import CycleOptions, run_cycle
 from sidecar.training import train_model
 from sidecar.types import HostSequence, LogEvent
@@ -307,3 +310,70 @@ def test_the_network_forward_and_the_numpy_scoring_path_agree(artifact) -> None:
     assert np.allclose(
         through_torch, predict(net.weights.detach().double().numpy(), history, keys), atol=1e-6
     )
+
+
+# -- feedback -------------------------------------------------------------------------------
+
+
+def _with_a_duration(seed: int, ms: int) -> tuple[list[LogEvent], str]:
+    """A normal stream in which one A event took `ms`; also that event's log_uuid."""
+    events = normal_stream(HOSTS[0], 400, seed=seed)
+    i = _a_event(events, 200)
+    events[i] = with_message(events[i], f"Request served, took {ms} ms")
+    return events, events[i].log_uuid
+
+
+def _flags(detector, events: list[LogEvent], log_uuid: str) -> bool:
+    batch = detector.detect([HostSequence(HOSTS[0], (), events)])
+    return log_uuid in {d.event.log_uuid for d in batch.detections}
+
+
+def test_a_marked_deviation_is_accepted_while_larger_ones_and_other_values_are_still_flagged(
+    artifact, detector, tmp_path: Path
+) -> None:
+    events, slow = _with_a_duration(seed=21, ms=5_000)
+    (hit,) = [
+        d
+        for d in detector.detect([HostSequence(HOSTS[0], (), events)]).detections
+        if d.event.log_uuid == slow
+    ]
+    # The analyst: "5 s requests happen during backups; not an incident".
+    mark = marked_from_document("fp-1", anomaly_document(hit, T0))
+    assert mark.deviations[1] == hit.parameters.values[1].deviation > 0
+    store = FileModelStore(tmp_path)
+
+    updated = apply_false_positives(store, artifact, [mark], DetectorOptions())
+
+    assert updated is not None and store.active("parameters") == updated.version
+    assert updated.parent == artifact.version
+    assert updated.manifest["online_update"]["accepted_keys"] == ["A/info"]
+    band = updated.manifest["parameters"]["accepted"]["A/info"]
+    assert band["above"][1] == pytest.approx(hit.parameters.values[1].deviation * 1.25, rel=1e-3)
+    assert band["below"][1] == 0.0  # slower was accepted, not faster
+    assert updated.version != artifact.version
+    after = kind_of("parameters").detector(load_artifact(store, "parameters"), DetectorOptions())
+    # The same pattern again, and a little slower, passes; far slower, far faster, another
+    # key's numbers and a long silence are flagged as before.
+    for ms, flagged in [(5_000, False), (5_400, False), (60_000, True), (1, True)]:
+        events, uuid = _with_a_duration(seed=22, ms=ms)
+        assert _flags(detector, events, uuid), ms
+        assert _flags(after, events, uuid) is flagged, ms
+    events = normal_stream(HOSTS[0], 400, seed=23)
+    c = next(i for i, e in enumerate(events) if i >= 200 and e.event_id == "C")
+    events[c] = with_message(events[c], "Cache holds 90000 entries, sequence 3")
+    assert _flags(detector, events, events[c].log_uuid)
+    assert _flags(after, events, events[c].log_uuid)
+    events = normal_stream(HOSTS[1], 400, seed=24)
+    events = events[:250] + later(events[250:], 3_600_000)
+    assert _flags(after, events, events[250].log_uuid)
+    # On normal traffic it flags no more than before.
+    fresh = [HostSequence(h, (), normal_stream(h, 1_000, seed=25)) for h in HOSTS]
+    assert len(after.detect(fresh).detections) <= len(detector.detect(fresh).detections)
+
+
+def test_marks_without_recorded_deviations_are_counted_not_guessed(artifact, tmp_path) -> None:
+    bare = marked_from_document("fp-2", {"event": {"id": "A", "severity": "info"}})
+    updated = apply_false_positives(FileModelStore(tmp_path), artifact, [bare], DetectorOptions())
+    assert updated is not None
+    assert updated.manifest["online_update"]["marks_without_deviations"] == 1
+    assert updated.manifest["parameters"]["accepted"] == {}
