@@ -16,7 +16,14 @@ from sidecar.encoding.drain import TemplateMiner
 from sidecar.ports import Labelled
 from sidecar.types import InputStats, LogEvent
 
-__all__ = ["MiningMode", "MINED_PREFIX", "MinerStore", "TemplateLabeller", "mined_event_id"]
+__all__ = [
+    "MiningMode",
+    "MINED_PREFIX",
+    "MinerStore",
+    "TemplateLabeller",
+    "mined_event_id",
+    "key_scheme_mismatch",
+]
 
 MiningMode = Literal["auto", "always"]
 MINED_PREFIX = "T-"
@@ -24,6 +31,35 @@ MINED_PREFIX = "T-"
 
 def mined_event_id(cluster_id: str) -> str:
     return f"{MINED_PREFIX}{cluster_id}"
+
+
+def key_scheme_mismatch(
+    event_ids: Sequence[str], trained_mode: str | None, mode: str
+) -> str | None:
+    """Why a model whose vocabulary holds `event_ids`, trained under `trained_mode` (None: not
+    recorded), cannot score events keyed under `mode`; None when it can.
+
+    Keys the model knows but this mode can never produce, or keys this mode produces that the
+    model was never shown, would make every event unknown to it: a flood of `unseen_key`
+    annotations instead of detection."""
+    fix = "retrain under this setting, or set it back to what the model was trained with"
+    logged = [e for e in event_ids if not e.startswith(MINED_PREFIX)]
+    if mode == "always" and logged:
+        return (
+            f"{len(logged)} of its {len(event_ids)} keys are EVENTIDs, and "
+            f"SIDECAR_TEMPLATE_MINING=always keys every event by its mined template instead; {fix}"
+        )
+    if mode != "always" and trained_mode == "always":
+        return (
+            f"it was trained with SIDECAR_TEMPLATE_MINING=always (EVENTID ignored), and {mode} "
+            f"keys events that carry EVENTID by it; {fix}"
+        )
+    if mode == "off" and event_ids and not logged:
+        return (
+            "its keys are all mined templates, and SIDECAR_TEMPLATE_MINING=off mines none "
+            f"(events without EVENTID are rejected); {fix}"
+        )
+    return None
 
 
 class MinerStore(Protocol):

@@ -18,7 +18,7 @@ import pytest
 from sidecar.demo.generator import documents_with_incidents, fleet, normal_documents
 from sidecar.encoding.drain import TemplateMiner
 from sidecar.errors import CheckpointError
-from sidecar.eventkeys import MINED_PREFIX, TemplateLabeller, mined_event_id
+from sidecar.eventkeys import MINED_PREFIX, TemplateLabeller, key_scheme_mismatch, mined_event_id
 from sidecar.events import parse_event
 from sidecar.files.minerstate import FileMinerStore, MemoryMinerStore
 from sidecar.files.sink import MemoryCheckpoints
@@ -331,3 +331,57 @@ def test_train_and_score_from_files_without_event_ids(tmp_path: Path) -> None:
     (incident,) = incidents
     assert {a["log_uuid"] for a in anomalies} & set(incident.log_uuids)
     assert state.read_bytes() == before  # scoring a file does not change the trained state
+
+
+# -- a model and the mining mode it scores under -----------------------------------------------
+
+LOGGED, MINED = ["4624", "4634"], [mined_event_id("a1"), mined_event_id("b2")]
+
+
+@pytest.mark.parametrize(
+    ("event_ids", "trained_mode", "mode", "refused"),
+    [
+        (LOGGED, None, "auto", False),
+        (LOGGED, None, "off", False),
+        (LOGGED, None, "always", True),  # no event would ever get these keys
+        (LOGGED + MINED, "auto", "always", True),
+        (MINED, "auto", "always", False),  # logs without EVENTID: both modes key them alike
+        (MINED, "always", "always", False),
+        (MINED, "always", "auto", True),  # events with EVENTID would now be keyed by it
+        (MINED, None, "off", True),  # every event rejected or unknown
+        (LOGGED + MINED, "auto", "off", False),  # the EVENTID part still works
+    ],
+)
+def test_a_model_is_refused_under_a_mining_mode_that_cannot_produce_its_keys(
+    event_ids: list[str], trained_mode: str | None, mode: str, refused: bool
+) -> None:
+    why = key_scheme_mismatch(event_ids, trained_mode, mode)
+    assert (why is not None) is refused, why
+    if why:
+        assert "SIDECAR_TEMPLATE_MINING" in why and "retrain" in why
+
+
+def test_scoring_refuses_a_model_trained_on_event_ids_when_every_event_is_mined(
+    tmp_path: Path,
+) -> None:
+    docs = normal_documents(fleet(2), T0, 150, seed=3)
+    model_dir = tmp_path / "models"
+    data = write_jsonl(tmp_path / "train.jsonl", docs)
+    trained = _cli("train", "--from-file", str(data), "--model-dir", str(model_dir))
+    assert trained.returncode == 0, trained.stderr
+
+    scored = _cli(
+        "score",
+        "--from-file",
+        str(data),
+        "--model-dir",
+        str(model_dir),
+        "--to-file",
+        str(tmp_path / "anomalies.jsonl"),
+        SIDECAR_TEMPLATE_MINING="always",
+    )
+
+    assert scored.returncode == 1
+    assert "model error: deeplog" in scored.stderr
+    assert "SIDECAR_TEMPLATE_MINING=always" in scored.stderr
+    assert not (tmp_path / "anomalies.jsonl").exists()
