@@ -300,7 +300,9 @@ def active_models(settings: Settings, client=None, store=None):  # -> ActiveMode
     from sidecar.lifecycle import ActiveModels
 
     store = store if store is not None else model_store(settings, client)
-    models = ActiveModels(store, settings.models, detector_options(settings))
+    models = ActiveModels(
+        store, settings.models, detector_options(settings), settings.template_mining
+    )
     models.refresh()
     return models
 
@@ -387,6 +389,7 @@ def retrain_all(
             data,
             confirmed=confirmed,
             tolerance=settings.retrain_fpr_tolerance,
+            recall_tolerance=settings.retrain_recall_tolerance,
             host_group_pattern=settings.host_group_pattern or None,
         )
         outcomes.append(outcome.to_json())

@@ -16,6 +16,7 @@ import structlog
 
 from sidecar.diagnosis import attach_workflows
 from sidecar.errors import ModelError
+from sidecar.eventkeys import key_scheme_mismatch
 from sidecar.models.artifacts import ModelArtifact, load_artifact, save_artifact
 from sidecar.models.catalog import DetectorOptions, kind_of
 from sidecar.models.nextkey import TrainingSummary
@@ -31,9 +32,11 @@ __all__ = [
     "RetrainOutcome",
     "apply_false_positives",
     "evaluate",
+    "gate",
     "retrain",
     "rollback",
     "split_streams",
+    "without_events",
 ]
 
 log = structlog.get_logger("sidecar.lifecycle")
@@ -62,12 +65,22 @@ class ActiveModels:
     """The detectors of the store's active versions, reloaded when a pointer moves (a
     promotion, an online update, a rollback made by any replica or by the CLI)."""
 
-    def __init__(self, store: ModelStore, names: Sequence[str], options: DetectorOptions):
+    def __init__(
+        self,
+        store: ModelStore,
+        names: Sequence[str],
+        options: DetectorOptions,
+        template_mining: str | None = None,
+    ):
         self.store = store
         self.names = list(names)
         self.options = options
+        # The mining mode events are keyed under here; None skips the check (tests, tools).
+        self.template_mining = template_mining
         self._detectors: dict[str, Detector] = {}
         self.artifacts: dict[str, ModelArtifact] = {}
+        # Versions made active that cannot score here, by model: refused once, not reloaded.
+        self.refused: dict[str, str] = {}
 
     @property
     def detectors(self) -> list[Detector]:
@@ -77,16 +90,34 @@ class ActiveModels:
         return {name: artifact.version for name, artifact in self.artifacts.items()}
 
     def refresh(self) -> list[str]:
-        """Load every model whose active version changed; returns the names reloaded."""
+        """Load every model whose active version changed; returns the names reloaded.
+
+        A version that cannot score here (see `_check_key_scheme`) stops the process at
+        start-up; made active later, it is refused with an error log and the loaded version
+        keeps scoring, so a bad promotion does not halt detection."""
         changed = []
         for name in self.names:
             version = self.store.active(name)
             if version is None:
                 raise ModelError(f"no active {name} model in {self.store}; run `train` first")
             current = self.artifacts.get(name)
-            if current is not None and current.version == version:
+            if current is not None and version in (current.version, self.refused.get(name)):
                 continue
             artifact = load_artifact(self.store, name, version)
+            try:
+                self._check_key_scheme(artifact)
+            except ModelError as exc:
+                if current is None:
+                    raise
+                self.refused[name] = version
+                log.error(
+                    "model_refused",
+                    model=name,
+                    version=version,
+                    kept=current.version,
+                    error=str(exc),
+                )
+                continue
             detector = kind_of(name).detector(artifact, self.options)
             attach_workflows(detector, artifact.manifest)  # kinds that do not load them
             self._detectors[name] = detector
@@ -100,6 +131,21 @@ class ActiveModels:
                 keys=artifact.vocabulary.known,
             )
         return changed
+
+    def _check_key_scheme(self, artifact: ModelArtifact) -> None:
+        if self.template_mining is None:
+            return
+        vocabulary = artifact.vocabulary
+        event_ids = [
+            key[0]
+            for key in (vocabulary.key_of(i) for i in range(vocabulary.size))
+            if key is not None
+        ]
+        mining = (artifact.manifest.get("training_data") or {}).get("template_mining")  # type: ignore[union-attr]
+        trained_mode = mining.get("mode") if isinstance(mining, dict) else None
+        why = key_scheme_mismatch(event_ids, trained_mode, self.template_mining)
+        if why is not None:
+            raise ModelError(f"{artifact.name} {artifact.version} cannot score here: {why}")
 
 
 # -- online update ---------------------------------------------------------------------------
@@ -156,16 +202,23 @@ def apply_false_positives(
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
-    """How often a model flags the events of a held-out slice that nobody confirmed as an
-    incident: the false-positive rate the promotion gate compares."""
+    """What the promotion gate compares: how often a model flags the held-out events nobody
+    confirmed as an incident (its false-positive rate), and how many of the events analysts
+    did confirm as incidents anywhere in the window it still flags (its recall on them)."""
 
     version: str
     events: int
     flagged: int
+    incidents: int = 0
+    caught: int = 0
 
     @property
     def false_positive_rate(self) -> float:
         return self.flagged / self.events if self.events else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.caught / self.incidents if self.incidents else 1.0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -173,6 +226,9 @@ class Evaluation:
             "events": self.events,
             "flagged": self.flagged,
             "false_positive_rate": round(self.false_positive_rate, 6),
+            "confirmed_incident_events": self.incidents,
+            "caught": self.caught,
+            "recall": round(self.recall, 6),
         }
 
 
@@ -182,18 +238,30 @@ def evaluate(
     holdout: Mapping[str, list[LogEvent]],
     context: Mapping[str, Sequence[LogEvent]],
     confirmed: set[str] = frozenset(),  # type: ignore[assignment]
+    window: Mapping[str, list[LogEvent]] | None = None,
 ) -> Evaluation:
     """Score the held-out streams (each after its host's earlier events) and count flagged
-    events, leaving out the ones analysts confirmed as real incidents."""
+    events, leaving out the ones analysts confirmed as real incidents. With `window`, also
+    score the whole streams of the hosts that have confirmed events and count those flagged."""
     sequences = [
         HostSequence(host, tuple(context.get(host, ())), events)
         for host, events in holdout.items()
         if events
     ]
-    batch = detector.detect(sequences)
-    flagged = {d.event.log_uuid for d in batch.detections} - confirmed
+    flagged = {d.event.log_uuid for d in detector.detect(sequences).detections} - confirmed
     total = sum(1 for events in holdout.values() for e in events if e.log_uuid not in confirmed)
-    return Evaluation(version, total, len(flagged))
+    incidents = caught = 0
+    if window is not None and confirmed:
+        hosts = {
+            host: events
+            for host, events in window.items()
+            if any(e.log_uuid in confirmed for e in events)
+        }
+        present = {e.log_uuid for events in hosts.values() for e in events} & confirmed
+        found = detector.detect([HostSequence(h, (), events) for h, events in hosts.items()])
+        incidents = len(present)
+        caught = len({d.event.log_uuid for d in found.detections} & present)
+    return Evaluation(version, total, len(flagged), incidents, caught)
 
 
 def split_streams(
@@ -208,6 +276,16 @@ def split_streams(
         if cut < len(events):
             after[host] = events[cut:]
     return before, after
+
+
+def without_events(
+    streams: Mapping[str, list[LogEvent]], log_uuids: set[str]
+) -> dict[str, list[LogEvent]]:
+    """The streams minus the named events (hosts left with none are dropped)."""
+    if not log_uuids:
+        return dict(streams)
+    kept = {h: [e for e in events if e.log_uuid not in log_uuids] for h, events in streams.items()}
+    return {h: events for h, events in kept.items() if events}
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +306,32 @@ class RetrainOutcome:
         }
 
 
+def gate(
+    candidate: Evaluation,
+    current: Evaluation | None,
+    fpr_tolerance: float = 0.0,
+    recall_tolerance: float = 0.0,
+) -> tuple[bool, str]:
+    """Promote only a candidate that is not noisier on the held-out slice and still flags
+    the incidents analysts confirmed (each within its absolute tolerance)."""
+    if current is None:
+        return True, "no active version"
+    fpr_ok = candidate.false_positive_rate <= current.false_positive_rate + fpr_tolerance
+    recall_ok = candidate.recall >= current.recall - recall_tolerance
+    parts = [
+        f"held-out FPR {candidate.false_positive_rate:.4%} {'<=' if fpr_ok else '>'} "
+        f"{current.false_positive_rate:.4%} of {current.version}"
+        + (f" + tolerance {fpr_tolerance:.4%}" if fpr_tolerance else "")
+    ]
+    if candidate.incidents or current.incidents:
+        parts.append(
+            f"confirmed incidents caught {candidate.caught}/{candidate.incidents} "
+            f"{'>=' if recall_ok else '<'} {current.caught}/{current.incidents}"
+            + (f" - tolerance {recall_tolerance:.2%}" if recall_tolerance else "")
+        )
+    return fpr_ok and recall_ok, "; ".join(parts)
+
+
 def retrain(
     store: ModelStore,
     name: str,
@@ -239,11 +343,13 @@ def retrain(
     *,
     confirmed: set[str] = frozenset(),  # type: ignore[assignment]
     tolerance: float = 0.0,
+    recall_tolerance: float = 0.0,
     host_group_pattern: str | None = None,
 ) -> RetrainOutcome:
-    """Train a candidate on the events before `holdout_from_ms`, score the rest with the
-    candidate and with the active version, and promote the candidate only if its
-    false-positive rate there is not higher (by more than `tolerance`)."""
+    """Train a candidate on the events before `holdout_from_ms`, minus the events analysts
+    confirmed as incidents (they are not normal behaviour to learn); score the held-out rest
+    and the confirmed incidents with the candidate and with the active version; promote the
+    candidate only if it passes `gate`."""
     train, holdout = split_streams(streams, holdout_from_ms)
     if not any(train.values()) or not any(holdout.values()):
         raise ModelError(
@@ -254,39 +360,23 @@ def retrain(
     context = {host: events[-window:] for host, events in train.items()}
     candidate = train_model(
         name,
-        train,
+        without_events(train, confirmed),
         config,
         store,
-        {**training_data, "holdout_from_ms": holdout_from_ms},
+        {**training_data, "holdout_from_ms": holdout_from_ms, "left_out_incidents": len(confirmed)},
         activate=None,
         host_group_pattern=host_group_pattern,
     )
     kind = kind_of(name)
-    candidate_eval = evaluate(
-        kind.detector(candidate, options), candidate.version, holdout, context, confirmed
-    )
+
+    def assess(artifact: ModelArtifact) -> Evaluation:
+        detector = kind.detector(artifact, options)
+        return evaluate(detector, artifact.version, holdout, context, confirmed, streams)
+
+    candidate_eval = assess(candidate)
     active = store.active(name)
-    current_eval = None
-    if active is not None:
-        current = load_artifact(store, name, active)
-        current_eval = evaluate(
-            kind.detector(current, options), active, holdout, context, confirmed
-        )
-    if current_eval is None:
-        promoted, reason = True, "no active version"
-    elif candidate_eval.false_positive_rate <= current_eval.false_positive_rate + tolerance:
-        promoted = True
-        reason = (
-            f"held-out FPR {candidate_eval.false_positive_rate:.4%} <= "
-            f"{current_eval.false_positive_rate:.4%} of {active}"
-        )
-    else:
-        promoted = False
-        reason = (
-            f"held-out FPR {candidate_eval.false_positive_rate:.4%} > "
-            f"{current_eval.false_positive_rate:.4%} of {active}"
-            + (f" + tolerance {tolerance:.4%}" if tolerance else "")
-        )
+    current_eval = assess(load_artifact(store, name, active)) if active is not None else None
+    promoted, reason = gate(candidate_eval, current_eval, tolerance, recall_tolerance)
     outcome = RetrainOutcome(name, candidate_eval, current_eval, promoted, reason)
     store.annotate(
         name,

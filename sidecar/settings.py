@@ -173,10 +173,13 @@ class Settings(BaseSettings):
     # Scheduled retraining on the last SIDECAR_TRAIN_DAYS (0 turns it off). The newest
     # RETRAIN_HOLDOUT_FRACTION of the window is held out: the candidate trains on the rest and
     # replaces the active model only if its false-positive rate on the held-out slice is not
-    # higher (by more than RETRAIN_FPR_TOLERANCE, absolute). See docs/model-lifecycle.md.
+    # higher (by more than RETRAIN_FPR_TOLERANCE, absolute) and it flags no smaller share of
+    # the events analysts confirmed as incidents (feedback.verdict true_positive) than the
+    # active one (less RETRAIN_RECALL_TOLERANCE, absolute). See docs/model-lifecycle.md.
     retrain_interval_seconds: float = Field(default=0.0, ge=0, le=365 * 86_400)
     retrain_holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
     retrain_fpr_tolerance: float = Field(default=0.0, ge=0, le=1)
+    retrain_recall_tolerance: float = Field(default=0.0, ge=0, le=1)
     # Learn analysts' false-positive marks (feedback.verdict on anomaly documents) before each
     # cycle, as a new model version (DeepLog's online update).
     online_update: bool = True

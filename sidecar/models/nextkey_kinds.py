@@ -89,7 +89,7 @@ def _fit_loganomaly(
         net.word_vectors.copy_(torch.from_numpy(space.word_vectors))
     trained = _train(net, vocabulary, streams, config, on_epoch)
     semantics = {**space.to_json(), "key_templates": key_templates}
-    return TrainedNet(trained.net, trained.summary, {"semantics": semantics})
+    return TrainedNet(trained.net, trained.summary, {"semantics": semantics}, trained.tensors)
 
 
 def _empty_loganomaly(vocabulary: Vocabulary, config: LogAnomalyConfig, manifest) -> LogAnomalyNet:

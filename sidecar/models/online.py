@@ -51,6 +51,8 @@ class MarkedWindow:
     window_keys: tuple[str, ...]  # key labels, oldest first (without padding)
     observed: tuple[str, str]  # (EVENTID, SEVERITY) of the flagged event
     message: str | None = None  # its MESSAGE excerpt: LogAnomaly's template for a new key
+    # The parameter model's normalised residual per value (timing first; None: not observed).
+    deviations: tuple[float | None, ...] = ()
 
 
 @dataclass(slots=True)
@@ -80,12 +82,23 @@ class OnlineUpdate:
 def marked_from_document(document_id: str, source: Mapping[str, Any]) -> MarkedWindow:
     """The marked window as the anomaly document records it (sidecar/annotate.py)."""
     event = source.get("event") or {}
+    values = (source.get("parameters") or {}).get("values") or ()
     return MarkedWindow(
         document_id=document_id,
         window_keys=tuple((source.get("window") or {}).get("keys") or ()),
         observed=(str(event.get("id") or ""), str(event.get("severity") or "")),
         message=event.get("message"),
+        deviations=tuple(
+            _number(v.get("deviation")) if isinstance(v, dict) else None for v in values
+        ),
     )
+
+
+def _number(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
 
 
 def grow_vocabulary(
@@ -186,12 +199,16 @@ def online_update(
     max_epochs: int = 60,
     marked_weight: float = 0.3,
     steps_per_epoch: int = 20,
+    forgetting_tolerance: float = 0.005,
 ) -> OnlineUpdate:
     """Fine-tune a copy of `net` until every marked key is within the top g of its window.
 
     `marked_weight`: the marked pairs' share of each step's loss (the rest is a replay batch),
     enough to learn them in tens of steps without drowning what the replay set anchors. An
-    epoch here is `steps_per_epoch` steps, after which the verdicts are checked.
+    epoch here is `steps_per_epoch` steps, after which the verdicts are checked: it stops
+    once the marked keys are learned and the replay set's top-g share is within
+    `forgetting_tolerance` of where it was (a few more mixed steps bring back what the first
+    ones disturbed).
     `key_vectors_for(keys) -> array` gives LogAnomaly the template vectors of new keys.
     """
     new_keys = [m.observed for m in marked]
@@ -220,11 +237,11 @@ def online_update(
     tuned.train()
     for epoch in range(1, max_epochs + 1):
         for _ in range(steps_per_epoch):
-            idx = torch.randint(
-                len(replay_y), (min(len(replay_y), config.batch_size),), generator=generator
-            )
             loss = (loss_fn(tuned(marked_x), marked_y)).mean() * marked_weight
-            if len(idx):
+            if len(replay_y):  # a model saved without a replay set learns the marks alone
+                idx = torch.randint(
+                    len(replay_y), (min(len(replay_y), config.batch_size),), generator=generator
+                )
                 w = replay_weights[idx]
                 replay_loss = (loss_fn(tuned(replay_x[idx]), replay_y[idx]) * w).sum() / w.sum()
                 loss = loss + replay_loss * (1 - marked_weight)
@@ -236,8 +253,12 @@ def online_update(
         scores = score_next_keys(tuned, windows, targets, top_g)
         # Margin: within the top g and not improbable, so the verdict does not flip back
         # on the next, slightly different occurrence of the same pattern.
-        if bool(np.all(scores.rank <= max(1, top_g - 1))) and bool(
+        learned = bool(np.all(scores.rank <= max(1, top_g - 1))) and bool(
             np.all(scores.probability >= max(min_probability * 2, 1e-3))
+        )
+        if learned and (
+            _top_g_share(tuned, replay_w, replay_t, top_g)
+            >= result.replay_top_g_before - forgetting_tolerance
         ):
             break
         tuned.train()

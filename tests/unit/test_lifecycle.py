@@ -11,7 +11,15 @@ import pytest
 from sidecar.annotate import anomaly_document
 from sidecar.demo.generator import documents_with_incidents, fleet
 from sidecar.errors import ModelError
-from sidecar.lifecycle import apply_false_positives, retrain, rollback, split_streams
+from sidecar.lifecycle import (
+    ActiveModels,
+    Evaluation,
+    apply_false_positives,
+    gate,
+    retrain,
+    rollback,
+    split_streams,
+)
 from sidecar.models.artifacts import ModelArtifact, load_artifact, save_artifact
 from sidecar.models.catalog import DetectorOptions, kind_of
 from sidecar.models.nextkey import TrainingSummary
@@ -54,14 +62,24 @@ def store_with(artifact: ModelArtifact, root: Path) -> FileModelStore:
         artifact.config,
         TrainingSummary(),
         {},
+        {k: artifact.manifest[k] for k in ("semantics", "workflow") if k in artifact.manifest},
         tensors=artifact.tensors,
     )
     return store
 
 
+@pytest.fixture(params=["deeplog", "loganomaly"])
+def next_key_model(request: pytest.FixtureRequest) -> ModelArtifact:
+    """Each model with DeepLog's online update, trained once per session on the normal fleet."""
+    return request.getfixturevalue(
+        "trained" if request.param == "deeplog" else "trained_loganomaly"
+    )
+
+
 def test_a_marked_pattern_stops_being_flagged_while_other_incidents_are_still_caught(
-    trained: ModelArtifact, incident_streams: dict, tmp_path: Path
+    next_key_model: ModelArtifact, incident_streams: dict, tmp_path: Path
 ) -> None:
+    trained, name = next_key_model, next_key_model.name
     before = detections(trained, incident_streams)
     assert flagged_hosts(before) >= set(INCIDENTS)
     marked = [
@@ -71,38 +89,39 @@ def test_a_marked_pattern_stops_being_flagged_while_other_incidents_are_still_ca
     ]
     assert marked
     store = store_with(trained, tmp_path)
-    parent = store.active("deeplog")
+    parent = store.active(name)
 
-    updated = apply_false_positives(store, load_artifact(store, "deeplog"), marked, OPTIONS)
+    updated = apply_false_positives(store, load_artifact(store, name), marked, OPTIONS)
 
-    assert updated is not None and store.active("deeplog") == updated.version
+    assert updated is not None and store.active(name) == updated.version
     assert updated.parent == parent
     report = updated.manifest["online_update"]
     assert report["false_positives"] == len(marked)
     assert max(report["ranks_after"]) <= trained.config.top_g
     # Learning the marked windows did not make the model forget the common paths.
     assert report["replay_top_g_after"] >= report["replay_top_g_before"] - 0.01
-    after = detections(load_artifact(store, "deeplog"), incident_streams)
+    after = detections(load_artifact(store, name), incident_streams)
     marked_uuids = {d.event.log_uuid for d in before if d.event.host == "host-005"}
     assert not marked_uuids & {d.event.log_uuid for d in after}
     assert flagged_hosts(after) >= set(INCIDENTS) - {"host-005"}
 
 
 def test_an_unseen_key_marked_as_normal_joins_the_vocabulary(
-    trained: ModelArtifact, incident_streams: dict, tmp_path: Path
+    next_key_model: ModelArtifact, incident_streams: dict, tmp_path: Path
 ) -> None:
+    trained, name = next_key_model, next_key_model.name
     before = detections(trained, incident_streams)
     cleared = [d for d in before if d.reason == "unseen_key"]
     assert cleared and {d.event.host for d in cleared} == {"host-001"}
     store = store_with(trained, tmp_path)
     marked = [marked_from_document("x", anomaly_document(d, T0)) for d in cleared]
 
-    updated = apply_false_positives(store, load_artifact(store, "deeplog"), marked, OPTIONS)
+    updated = apply_false_positives(store, load_artifact(store, name), marked, OPTIONS)
 
     assert updated is not None
     assert updated.vocabulary.known == trained.vocabulary.known + 1
     assert updated.manifest["online_update"]["new_keys"] == ["1102/success"]
-    after = detections(load_artifact(store, "deeplog"), incident_streams)
+    after = detections(load_artifact(store, name), incident_streams)
     assert not {d.event.log_uuid for d in cleared} & {d.event.log_uuid for d in after}
     assert flagged_hosts(after) >= set(INCIDENTS) - {"host-001"}
 
@@ -162,3 +181,148 @@ def test_retraining_is_promoted_only_when_the_held_out_false_positive_rate_does_
     assert promoted.promoted, promoted.reason
     assert store.active("deeplog") == promoted.candidate.version
     assert store.history("deeplog")[-1].reason.startswith("retrained")
+
+
+def host_005_with(occurrences: int, start_ms: int, events: int) -> tuple[list, list[set[str]]]:
+    """host-005's stream of about `events` events with `privilege_without_logon` recurring
+    `occurrences` times, evenly spaced; returns (events, log_uuids of each occurrence)."""
+    profile = next(p for p in fleet(TRAIN_HOSTS) if p.name == "host-005")
+    per_chunk = events // occurrences
+    docs, found, at = [], [], start_ms
+    for i in range(occurrences):
+        chunk, incidents = documents_with_incidents(
+            [profile],
+            at,
+            per_chunk,
+            seed=100 + i,
+            incidents={"host-005": "privilege_without_logon"},
+            lead=per_chunk // 2,
+        )
+        docs += chunk
+        found.append(set(incidents[0].log_uuids))
+        at = max(int(d["_zl_timestamp"]) for d in chunk) + 1_000
+    return to_events(docs), found
+
+
+def test_a_candidate_that_learned_a_confirmed_incident_as_normal_is_not_promoted(
+    training_docs: list, tmp_path: Path
+) -> None:
+    # The fleet's normal behaviour, and an active version trained on it.
+    streams = {h: s[:600] for h, s in group_by_host(to_events(training_docs)).items()}
+    start = min(s[0].timestamp_ms for s in streams.values())
+    end = max(s[-1].timestamp_ms for s in streams.values())
+    holdout_from = start + (end - start) * 7 // 10
+    store = FileModelStore(tmp_path)
+    config = replace(FAST_DEEPLOG, epochs=15)
+    train_model("deeplog", split_streams(streams, holdout_from)[0], config, store, {})
+    good = store.active("deeplog")
+
+    # A window in which the same intrusion recurred on host-005 a dozen times; an analyst
+    # confirmed its first occurrence. Left out of training are only the confirmed events, so
+    # the candidate learns the other occurrences as normal: it flags fewer held-out events
+    # (the active version flags the recurrences there), yet misses the confirmed incident.
+    recurring, occurrences = host_005_with(24, start, 600)
+    confirmed = occurrences[0]
+    window = {**streams, "host-005": recurring}
+    learned = retrain(
+        store, "deeplog", config, window, holdout_from, OPTIONS, {}, confirmed=confirmed
+    )
+    assert learned.current.caught > 0 and learned.current.incidents == len(confirmed)
+    assert learned.candidate.recall < learned.current.recall
+    assert learned.candidate.false_positive_rate <= learned.current.false_positive_rate
+    assert not learned.promoted and "confirmed incidents caught" in learned.reason
+    assert store.active("deeplog") == good
+    notes = store.notes("deeplog", learned.candidate.version)
+    assert notes["status"] == "rejected"
+    assert notes["evaluation"]["candidate"]["caught"] == learned.candidate.caught
+
+    # The same incident once, confirmed: left out of training, still flagged, promoted.
+    once, (only,) = host_005_with(1, start, 600)
+    kept = retrain(
+        store,
+        "deeplog",
+        config,
+        {**streams, "host-005": once},
+        holdout_from,
+        OPTIONS,
+        {},
+        confirmed=only,
+        tolerance=0.001,
+    )
+    assert kept.candidate.incidents == len(only) and kept.candidate.caught > 0
+    assert kept.candidate.recall >= kept.current.recall
+    assert kept.promoted, kept.reason
+    assert store.active("deeplog") == kept.candidate.version
+
+
+@pytest.mark.parametrize(
+    ("candidate", "fpr_tolerance", "recall_tolerance", "promoted"),
+    [
+        (Evaluation("new", 1000, 10, 4, 3), 0.0, 0.0, True),  # as noisy, as good
+        (Evaluation("new", 1000, 11, 4, 3), 0.0, 0.0, False),  # noisier
+        (Evaluation("new", 1000, 11, 4, 3), 0.001, 0.0, True),  # noisier within tolerance
+        (Evaluation("new", 1000, 2, 4, 2), 0.0, 0.0, False),  # quieter, lost an incident
+        (Evaluation("new", 1000, 2, 4, 2), 0.0, 0.25, True),  # lost one within tolerance
+        (Evaluation("new", 1000, 2, 0, 0), 0.0, 0.0, True),  # nothing confirmed: noise only
+    ],
+)
+def test_the_gate_wants_no_more_noise_and_no_fewer_confirmed_incidents(
+    candidate: Evaluation, fpr_tolerance: float, recall_tolerance: float, promoted: bool
+) -> None:
+    current = Evaluation(
+        "old", 1000, 10, 4 if candidate.incidents else 0, 3 if candidate.incidents else 0
+    )
+    verdict, reason = gate(candidate, current, fpr_tolerance, recall_tolerance)
+    assert verdict is promoted, reason
+    assert ("confirmed incidents caught" in reason) is bool(candidate.incidents)
+    assert gate(candidate, None) == (True, "no active version")
+
+
+def test_a_model_saved_without_its_replay_set_still_learns_a_mark(
+    trained: ModelArtifact, incident_streams: dict, tmp_path: Path
+) -> None:
+    # Versions saved before replay sets existed (or trimmed by hand) must not break feedback.
+    before = detections(trained, incident_streams)
+    marked = [
+        marked_from_document("m", anomaly_document(d, T0))
+        for d in before
+        if d.event.host == "host-005"
+    ]
+    bare = store_with(replace(trained, tensors={}), tmp_path)
+
+    updated = apply_false_positives(bare, load_artifact(bare, "deeplog"), marked, OPTIONS)
+
+    assert updated is not None
+    report = updated.manifest["online_update"]
+    assert min(report["ranks_before"]) > trained.config.top_g  # flagged before
+    assert max(report["ranks_after"]) <= trained.config.top_g
+
+
+def test_a_version_that_cannot_score_under_the_mining_mode_is_refused_and_the_loaded_one_kept(
+    trained: ModelArtifact, tmp_path: Path
+) -> None:
+    store = store_with(trained, tmp_path)
+    good = store.active("deeplog")
+    models = ActiveModels(store, ["deeplog"], OPTIONS, template_mining="auto")
+    assert models.refresh() == ["deeplog"]
+    # Someone promotes a version trained with SIDECAR_TEMPLATE_MINING=always.
+    mined = save_artifact(
+        store,
+        "deeplog",
+        trained.net,
+        trained.vocabulary,
+        trained.config,
+        TrainingSummary(),
+        {"template_mining": {"mode": "always", "mined_event_ids": 0}},
+        tensors=trained.tensors,
+    )
+
+    assert models.refresh() == []
+    assert models.versions() == {"deeplog": good}
+    assert models.refused == {"deeplog": mined.version}
+    assert models.refresh() == []  # refused once, not reloaded every cycle
+    # A process starting with it active does not start at all.
+    with pytest.raises(ModelError, match="trained with SIDECAR_TEMPLATE_MINING=always"):
+        ActiveModels(store, ["deeplog"], OPTIONS, template_mining="auto").refresh()
+    rollback(store, "deeplog")
+    assert models.refresh() == [] and models.versions() == {"deeplog": good}
