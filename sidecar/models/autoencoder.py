@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from sidecar.models.countvectors import CountConfig, CountVectors, weighted_quantile
+from sidecar.models.fitting import fit_weighted
 from sidecar.models.nextkey import TrainingSummary
 
 __all__ = ["AutoencoderConfig", "CountAutoencoder", "train_autoencoder"]
@@ -115,40 +116,18 @@ def _train(
     on_epoch: Callable[[int, float], None] | None,
 ) -> TrainingSummary:
     started = time.perf_counter()
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
     with torch.no_grad():
         net.scale.copy_(torch.from_numpy(np.maximum(data.vectors.max(axis=0), 1.0)))
     vectors = torch.from_numpy(data.vectors).float()
-    weights = torch.from_numpy(data.counts).float()
-    optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     summary = TrainingSummary(windows=data.total, distinct_windows=len(data.counts))
-    best, stale = float("inf"), 0
-    net.train()
-    for epoch in range(config.epochs):
-        order = torch.randperm(len(vectors), generator=generator)
-        total_loss = 0.0
-        for start in range(0, len(order), config.batch_size):
-            idx = order[start : start + config.batch_size]
-            w = weights[idx]
-            errors = net(vectors[idx]).float().square().sum(dim=1)
-            loss = (errors * w).sum() / w.sum()
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total_loss += loss.item() * float(w.sum())
-        epoch_loss = total_loss / float(weights.sum())
-        summary.losses.append(epoch_loss)
-        summary.epochs_run = epoch + 1
-        if on_epoch:
-            on_epoch(epoch + 1, epoch_loss)
-        if epoch_loss < best - config.min_improvement:
-            best, stale = epoch_loss, 0
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
-    net.eval()
+    fit_weighted(
+        net,
+        torch.from_numpy(data.counts).float(),
+        lambda idx: net(vectors[idx]).float().square().sum(dim=1),
+        config,
+        summary,
+        on_epoch,
+    )
     threshold = weighted_quantile(_errors(net, vectors), data.counts, config.quantile)
     with torch.no_grad():
         # A perfectly rebuilt training set would give 0, and every float error would count.

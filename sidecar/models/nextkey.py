@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Protocol, Self
 
 import numpy as np
@@ -18,6 +18,7 @@ from torch import nn
 
 from sidecar.encoding.vocabulary import PAD, UNKNOWN
 from sidecar.encoding.windows import windows_with_targets
+from sidecar.models.fitting import TrainingSummary, fit_weighted
 
 __all__ = [
     "distinct_rows",
@@ -182,27 +183,6 @@ def training_pairs(sequences: Iterable[np.ndarray], h: int) -> TrainingPairs:
     return TrainingPairs(rows[:, :h].copy(), rows[:, h].copy(), counts.astype(np.int64))
 
 
-@dataclass(slots=True)
-class TrainingSummary:
-    events: int = 0
-    windows: int = 0
-    distinct_windows: int = 0
-    epochs_run: int = 0
-    losses: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "events": self.events,
-            "windows": self.windows,
-            "distinct_windows": self.distinct_windows,
-            "epochs_run": self.epochs_run,
-            "final_loss": self.losses[-1] if self.losses else None,
-            "losses": [round(x, 6) for x in self.losses],
-            "seconds": round(self.seconds, 3),
-        }
-
-
 def train_next_key_model(
     net: nn.Module,
     pairs: TrainingPairs,
@@ -212,38 +192,17 @@ def train_next_key_model(
 ) -> TrainingSummary:
     """Weighted cross-entropy over distinct pairs with Adam; deterministic for a given seed."""
     started = time.perf_counter()
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
     windows = torch.from_numpy(pairs.windows)
     targets = torch.from_numpy(pairs.targets)
-    weights = torch.from_numpy(pairs.counts).float()
-    optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     loss_fn = nn.CrossEntropyLoss(reduction="none")
     summary = TrainingSummary(windows=pairs.total, distinct_windows=len(pairs.targets))
-    best, stale = float("inf"), 0
-    net.train()
-    for epoch in range(config.epochs):
-        order = torch.randperm(len(targets), generator=generator)
-        total_loss = 0.0
-        for start in range(0, len(order), config.batch_size):
-            idx = order[start : start + config.batch_size]
-            w = weights[idx]
-            loss = (loss_fn(net(windows[idx]), targets[idx]) * w).sum() / w.sum()
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total_loss += loss.item() * float(w.sum())
-        epoch_loss = total_loss / float(weights.sum())
-        summary.losses.append(epoch_loss)
-        summary.epochs_run = epoch + 1
-        if on_epoch:
-            on_epoch(epoch + 1, epoch_loss)
-        if epoch_loss < best - config.min_improvement:
-            best, stale = epoch_loss, 0
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
-    net.eval()
+    fit_weighted(
+        net,
+        torch.from_numpy(pairs.counts).float(),
+        lambda idx: loss_fn(net(windows[idx]), targets[idx]),
+        config,
+        summary,
+        on_epoch,
+    )
     summary.seconds = time.perf_counter() - started
     return summary
