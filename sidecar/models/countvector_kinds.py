@@ -5,14 +5,29 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 
 from sidecar.encoding.vocabulary import Vocabulary
 from sidecar.models.autoencoder import AutoencoderConfig, CountAutoencoder, train_autoencoder
-from sidecar.models.catalog import DetectorOptions, EpochHook, ModelKind, TrainedNet
+from sidecar.models.autoencoder_online import marked_rows, update_autoencoder
+from sidecar.models.catalog import (
+    DetectorOptions,
+    EpochHook,
+    ModelKind,
+    TrainedNet,
+    UpdatedModel,
+)
 from sidecar.models.countdetector import CountVectorDetector
-from sidecar.models.countvectors import CountVectors, idf_weights, training_count_vectors
+from sidecar.models.countvectors import (
+    CountVectors,
+    idf_weights,
+    key_counts,
+    training_count_rows,
+    training_count_vectors,
+)
 from sidecar.models.nextkey import TrainingSummary
+from sidecar.models.online import REPLAY_PAIRS, MarkedWindow
 from sidecar.models.pca import PCAConfig, PCANet, fit_pca
 from sidecar.types import LogEvent
 
@@ -61,11 +76,52 @@ def _fit_autoencoder(
     config: AutoencoderConfig,
     on_epoch: EpochHook | None,
 ) -> TrainedNet:
-    data = _vectors(streams, vocabulary, config.window_size)
+    rows, counts = training_count_rows(
+        (vocabulary.encode(stream) for stream in streams.values()), config.window_size
+    )
+    data = CountVectors(key_counts(rows, vocabulary.size), counts)
     torch.manual_seed(config.seed)
     net = CountAutoencoder.from_config(vocabulary.size, config)
     summary = train_autoencoder(net, data, config, on_epoch=on_epoch)
-    return TrainedNet(net, summary, {"autoencoder": {"threshold": float(net.threshold)}})
+    return TrainedNet(
+        net,
+        summary,
+        {"autoencoder": {"threshold": float(net.threshold)}},
+        {"replay": _replay_tensors(rows, counts)},
+    )
+
+
+def _replay_tensors(rows: np.ndarray, counts: np.ndarray, limit: int = REPLAY_PAIRS):
+    """The most frequent counted windows (sorted key ids, [k, h]), for the online update."""
+    keep = np.argsort(-counts, kind="stable")[:limit]
+    return {
+        "rows": torch.from_numpy(rows[keep].copy()),
+        "counts": torch.from_numpy(counts[keep].copy()),
+    }
+
+
+def _update_autoencoder(
+    artifact, marked: list[MarkedWindow], _options: DetectorOptions
+) -> UpdatedModel:
+    config = artifact.config
+    replay = (artifact.tensors or {}).get("replay")
+    rows = replay["rows"].numpy() if replay is not None else None
+    counts = replay["counts"].numpy() if replay is not None else None
+    update = update_autoencoder(artifact.vocabulary, artifact.net, config, marked, rows, counts)
+    # The marked windows join the replay set, so a later update does not undo this one.
+    new_rows = marked_rows(marked, update.vocabulary, config.window_size)
+    weight = int(np.median(counts)) if counts is not None and len(counts) else 1
+    merged_rows = np.concatenate([rows, new_rows]) if rows is not None else new_rows
+    merged_counts = np.concatenate(
+        [counts if counts is not None else np.empty(0, np.int64), np.full(len(new_rows), weight)]
+    )
+    return UpdatedModel(
+        update.vocabulary,
+        update.net,
+        update.to_json(),
+        {},
+        {"replay": _replay_tensors(merged_rows, merged_counts, REPLAY_PAIRS + len(new_rows))},
+    )
 
 
 def _detector(artifact, options: DetectorOptions) -> CountVectorDetector:
@@ -95,4 +151,5 @@ AUTOENCODER = ModelKind(
         vocabulary.size, config
     ),
     detector=_detector,
+    update=_update_autoencoder,
 )

@@ -28,6 +28,7 @@ __all__ = [
     "CountVectors",
     "counted_keys",
     "key_counts",
+    "training_count_rows",
     "training_count_vectors",
     "idf_weights",
     "weighted_quantile",
@@ -88,15 +89,22 @@ class CountVectors:
         return int(self.counts.sum())
 
 
+def training_count_rows(sequences: Iterable[np.ndarray], h: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct counted windows of the training events (sorted key ids [m, h], see
+    `counted_keys`) and how many events produced each [m]: the compact form of the count
+    vectors, small enough to keep with a model as its replay set."""
+    pairs = training_pairs(sequences, h)
+    unique, inverse = distinct_rows(counted_keys(pairs.windows, pairs.targets))
+    counts = np.bincount(inverse, weights=pairs.counts, minlength=len(unique))
+    return unique, counts.astype(np.int64)
+
+
 def training_count_vectors(
     sequences: Iterable[np.ndarray], h: int, vocab_size: int
 ) -> CountVectors:
     """One count vector per training event (the window ending at it), deduplicated."""
-    pairs = training_pairs(sequences, h)
-    rows = counted_keys(pairs.windows, pairs.targets)
-    unique, inverse = distinct_rows(rows)
-    counts = np.bincount(inverse, weights=pairs.counts, minlength=len(unique))
-    return CountVectors(key_counts(unique, vocab_size), counts.astype(np.int64))
+    rows, counts = training_count_rows(sequences, h)
+    return CountVectors(key_counts(rows, vocab_size), counts)
 
 
 def idf_weights(data: CountVectors) -> np.ndarray:

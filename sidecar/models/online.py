@@ -34,6 +34,7 @@ __all__ = [
     "marked_pairs",
     "marked_from_document",
     "grow_vocabulary",
+    "extend_vocabulary",
     "online_update",
     "REPLAY_PAIRS",
 ]
@@ -113,12 +114,10 @@ def grow_vocabulary(
     begins as "as likely as a typical key" and the fine-tuning moves it from there. LogAnomaly
     also needs each new key's template vector (`key_vectors`, one row per new key).
     """
-    new = [k for k in dict.fromkeys(keys) if vocabulary.id_of(*k) == UNKNOWN]
+    grown, new = extend_vocabulary(vocabulary, keys)
     net = copy.deepcopy(net)
     if not new:
         return vocabulary, net, []
-    known = [vocabulary.key_of(i) for i in range(2, vocabulary.size)]
-    grown = Vocabulary([*known, *new], [*_counts(vocabulary), *([0] * len(new))])  # type: ignore[list-item]
     extra = len(new)
     with torch.no_grad():
         net.head = _grow_rows(net.head, extra)
@@ -147,6 +146,19 @@ def grow_vocabulary(
         else:
             raise ValueError(f"cannot grow {type(net).__name__}")
     return grown, net, new
+
+
+def extend_vocabulary(
+    vocabulary: Vocabulary, keys: Sequence[tuple[str, str]]
+) -> tuple[Vocabulary, list[tuple[str, str]]]:
+    """The vocabulary with the keys it does not know appended (existing ids unchanged), and
+    those keys in order."""
+    new = [k for k in dict.fromkeys(keys) if vocabulary.id_of(*k) == UNKNOWN]
+    if not new:
+        return vocabulary, []
+    known = [vocabulary.key_of(i) for i in range(2, vocabulary.size)]
+    grown = Vocabulary([*known, *new], [*_counts(vocabulary), *([0] * len(new))])  # type: ignore[list-item]
+    return grown, new
 
 
 def _counts(vocabulary: Vocabulary) -> list[int]:

@@ -21,6 +21,7 @@ from sidecar.lifecycle import (
     split_streams,
 )
 from sidecar.models.artifacts import ModelArtifact, load_artifact, save_artifact
+from sidecar.models.autoencoder import AutoencoderConfig
 from sidecar.models.catalog import DetectorOptions, kind_of
 from sidecar.models.nextkey import TrainingSummary
 from sidecar.models.online import marked_from_document
@@ -326,3 +327,62 @@ def test_a_version_that_cannot_score_under_the_mining_mode_is_refused_and_the_lo
         ActiveModels(store, ["deeplog"], OPTIONS, template_mining="auto").refresh()
     rollback(store, "deeplog")
     assert models.refresh() == [] and models.versions() == {"deeplog": good}
+
+
+@pytest.fixture(scope="module")
+def trained_autoencoder(training_docs: list, tmp_path_factory: pytest.TempPathFactory):
+    """The count autoencoder on the normal fleet (a few seconds)."""
+    return train_model(
+        "autoencoder",
+        group_by_host(to_events(training_docs)),
+        AutoencoderConfig(),
+        tmp_path_factory.mktemp("autoencoder"),
+        {},
+    )
+
+
+def test_the_autoencoder_learns_marked_windows_while_other_incidents_are_still_caught(
+    trained_autoencoder: ModelArtifact, incident_streams: dict, tmp_path: Path
+) -> None:
+    before = detections(trained_autoencoder, incident_streams)
+    marked_docs = [d for d in before if d.event.host == "host-005"]
+    assert marked_docs and {d.reason for d in marked_docs} == {"count_vector"}
+    marked = [
+        marked_from_document(f"ae-{i}", anomaly_document(d, T0)) for i, d in enumerate(marked_docs)
+    ]
+    store = FileModelStore(tmp_path)
+
+    updated = apply_false_positives(store, trained_autoencoder, marked, OPTIONS)
+
+    assert updated is not None and updated.parent == trained_autoencoder.version
+    report = updated.manifest["online_update"]
+    assert min(report["ratios_before"]) > 1 and max(report["ratios_after"]) <= 0.8
+    assert report["replay_within_after"] >= report["replay_within_before"] - 0.005
+    # The threshold is the scale every window is judged by: the update leaves it alone.
+    assert float(updated.net.threshold) == float(trained_autoencoder.net.threshold)
+    after = detections(load_artifact(store, "autoencoder"), incident_streams)
+    assert not {d.event.log_uuid for d in marked_docs} & {d.event.log_uuid for d in after}
+    # The brute force (30 failed logons) and the logoff storm are still found.
+    assert flagged_hosts(after) >= {"host-003", "host-007"}
+    assert len(updated.tensors["replay"]["rows"]) == len(
+        trained_autoencoder.tensors["replay"]["rows"]
+    ) + len(marked)
+
+
+def test_an_unseen_key_marked_as_normal_gets_a_column_of_the_autoencoder(
+    trained_autoencoder: ModelArtifact, incident_streams: dict, tmp_path: Path
+) -> None:
+    before = detections(trained_autoencoder, incident_streams)
+    cleared = [d for d in before if d.reason == "unseen_key"]
+    assert [d.event.event_id for d in cleared] == ["1102"]
+    marked = [marked_from_document("ae-new", anomaly_document(d, T0)) for d in cleared]
+
+    updated = apply_false_positives(FileModelStore(tmp_path), trained_autoencoder, marked, OPTIONS)
+
+    assert updated is not None
+    assert updated.vocabulary.known == trained_autoencoder.vocabulary.known + 1
+    assert updated.manifest["online_update"]["new_keys"] == ["1102/success"]
+    assert updated.net.scale.shape[0] == updated.vocabulary.size
+    after = detections(updated, incident_streams)
+    assert cleared[0].event.log_uuid not in {d.event.log_uuid for d in after}
+    assert flagged_hosts(after) >= {"host-003", "host-007"}
