@@ -26,7 +26,7 @@ from torch import nn
 from sidecar.encoding.vocabulary import PAD, RESERVED, UNKNOWN, Vocabulary, key_label
 from sidecar.models.autoencoder import AutoencoderConfig, CountAutoencoder
 from sidecar.models.countvectors import key_counts
-from sidecar.models.online import MarkedWindow, extend_vocabulary
+from sidecar.models.online import MarkedWindow, extend_vocabulary, fine_tune_with_replay
 
 __all__ = ["AutoencoderUpdate", "grow_autoencoder", "marked_rows", "update_autoencoder"]
 
@@ -112,8 +112,8 @@ def update_autoencoder(
     net: CountAutoencoder,
     config: AutoencoderConfig,
     marked: Sequence[MarkedWindow],
-    replay_rows: np.ndarray | None,
-    replay_counts: np.ndarray | None,
+    replay_rows: np.ndarray,
+    replay_counts: np.ndarray,
     *,
     margin: float = 0.8,
     marked_weight: float = 0.3,
@@ -133,43 +133,33 @@ def update_autoencoder(
     size = grown_vocab.size
     marks_before = torch.from_numpy(key_counts(marked_rows(marked, vocabulary, h), vocabulary.size))
     marks = torch.from_numpy(key_counts(marked_rows(marked, grown_vocab, h), size))
-    rows = replay_rows if replay_rows is not None else np.empty((0, h), dtype=np.int64)
-    replay = torch.from_numpy(key_counts(rows, size))
-    weights = torch.from_numpy(
-        replay_counts if replay_counts is not None else np.empty(0, dtype=np.int64)
-    ).double()
+    replay = torch.from_numpy(key_counts(replay_rows, size))
+    weights = torch.from_numpy(replay_counts).double()
     with torch.inference_mode():
         result.ratios_before = (_errors(net, marks_before) / threshold).tolist()
     result.replay_within_before = _within(tuned, replay, weights, threshold)
 
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    optimiser = torch.optim.Adam(tuned.parameters(), lr=learning_rate)
-    tuned.train()
-    for epoch in range(1, max_epochs + 1):
-        for _ in range(steps_per_epoch):
-            loss = _errors(tuned, marks).mean() * marked_weight
-            if len(weights):
-                idx = torch.randint(
-                    len(weights), (min(len(weights), config.batch_size),), generator=generator
-                )
-                w = weights[idx]
-                replay_loss = (_errors(tuned, replay[idx]) * w).sum() / w.sum()
-                loss = loss + replay_loss * (1 - marked_weight)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-        tuned.eval()
-        result.epochs = epoch
+    def done() -> bool:
         with torch.inference_mode():
             learned = bool((_errors(tuned, marks) <= margin * threshold).all())
-        if learned and (
+        return learned and (
             _within(tuned, replay, weights, threshold)
             >= result.replay_within_before - forgetting_tolerance
-        ):
-            break
-        tuned.train()
-    tuned.eval()
+        )
+
+    result.epochs = fine_tune_with_replay(
+        tuned,
+        lambda: _errors(tuned, marks).mean(),
+        lambda idx: _errors(tuned, replay[idx]),
+        weights,
+        done,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        learning_rate=learning_rate,
+        marked_weight=marked_weight,
+        max_epochs=max_epochs,
+        steps_per_epoch=steps_per_epoch,
+    )
     with torch.inference_mode():
         result.ratios_after = (_errors(tuned, marks) / threshold).tolist()
     result.replay_within_after = _within(tuned, replay, weights, threshold)

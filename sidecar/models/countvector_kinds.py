@@ -27,7 +27,7 @@ from sidecar.models.countvectors import (
     training_count_vectors,
 )
 from sidecar.models.nextkey import TrainingSummary
-from sidecar.models.online import REPLAY_PAIRS, MarkedWindow
+from sidecar.models.online import MarkedWindow, replay_set, replay_with_marks
 from sidecar.models.pca import PCAConfig, PCANet, fit_pca
 from sidecar.types import LogEvent
 
@@ -87,40 +87,27 @@ def _fit_autoencoder(
         net,
         summary,
         {"autoencoder": {"threshold": float(net.threshold)}},
-        {"replay": _replay_tensors(rows, counts)},
+        {"replay": replay_set({"rows": rows}, counts)},
     )
-
-
-def _replay_tensors(rows: np.ndarray, counts: np.ndarray, limit: int = REPLAY_PAIRS):
-    """The most frequent counted windows (sorted key ids, [k, h]), for the online update."""
-    keep = np.argsort(-counts, kind="stable")[:limit]
-    return {
-        "rows": torch.from_numpy(rows[keep].copy()),
-        "counts": torch.from_numpy(counts[keep].copy()),
-    }
 
 
 def _update_autoencoder(
     artifact, marked: list[MarkedWindow], _options: DetectorOptions
 ) -> UpdatedModel:
-    config = artifact.config
+    h = artifact.config.window_size
     replay = (artifact.tensors or {}).get("replay")
-    rows = replay["rows"].numpy() if replay is not None else None
-    counts = replay["counts"].numpy() if replay is not None else None
-    update = update_autoencoder(artifact.vocabulary, artifact.net, config, marked, rows, counts)
-    # The marked windows join the replay set, so a later update does not undo this one.
-    new_rows = marked_rows(marked, update.vocabulary, config.window_size)
-    weight = int(np.median(counts)) if counts is not None and len(counts) else 1
-    merged_rows = np.concatenate([rows, new_rows]) if rows is not None else new_rows
-    merged_counts = np.concatenate(
-        [counts if counts is not None else np.empty(0, np.int64), np.full(len(new_rows), weight)]
+    rows = replay["rows"].numpy() if replay is not None else np.empty((0, h), np.int64)
+    counts = replay["counts"].numpy() if replay is not None else np.empty(0, np.int64)
+    update = update_autoencoder(
+        artifact.vocabulary, artifact.net, artifact.config, marked, rows, counts
     )
+    new_rows = marked_rows(marked, update.vocabulary, h)
     return UpdatedModel(
         update.vocabulary,
         update.net,
         update.to_json(),
         {},
-        {"replay": _replay_tensors(merged_rows, merged_counts, REPLAY_PAIRS + len(new_rows))},
+        {"replay": replay_with_marks({"rows": rows}, counts, {"rows": new_rows})},
     )
 
 

@@ -19,11 +19,17 @@ from sidecar.models.catalog import (
 from sidecar.models.deeplog import DeepLogConfig, DeepLogNet
 from sidecar.models.loganomaly import LogAnomalyConfig, LogAnomalyNet, count_limits, key_text
 from sidecar.models.nextkey import TrainingPairs, train_next_key_model, training_pairs
-from sidecar.models.online import REPLAY_PAIRS, MarkedWindow, marked_pairs, online_update
+from sidecar.models.online import (
+    MarkedWindow,
+    marked_pairs,
+    online_update,
+    replay_set,
+    replay_with_marks,
+)
 from sidecar.models.registry import build_detector, template_matcher
 from sidecar.types import LogEvent
 
-__all__ = ["DEEPLOG", "LOGANOMALY", "replay_pairs", "replay_tensors"]
+__all__ = ["DEEPLOG", "LOGANOMALY", "replay_pairs"]
 
 
 def _train(net, vocabulary: Vocabulary, streams, config, on_epoch) -> TrainedNet:
@@ -35,17 +41,8 @@ def _train(net, vocabulary: Vocabulary, streams, config, on_epoch) -> TrainedNet
             limits = count_limits(pairs.windows, pairs.targets, vocabulary.size)
             net.count_limits.copy_(torch.from_numpy(limits))
     summary = train_next_key_model(net, pairs, config, on_epoch=on_epoch)
-    return TrainedNet(net, summary, tensors={"replay": replay_tensors(pairs)})
-
-
-def replay_tensors(pairs: TrainingPairs, limit: int = REPLAY_PAIRS) -> dict[str, torch.Tensor]:
-    """The most frequent training pairs, kept with the model for the online update."""
-    keep = np.argsort(-pairs.counts, kind="stable")[:limit]
-    return {
-        "windows": torch.from_numpy(pairs.windows[keep].copy()),
-        "targets": torch.from_numpy(pairs.targets[keep].copy()),
-        "counts": torch.from_numpy(pairs.counts[keep].copy()),
-    }
+    replay = replay_set({"windows": pairs.windows, "targets": pairs.targets}, pairs.counts)
+    return TrainedNet(net, summary, tensors={"replay": replay})
 
 
 def replay_pairs(artifact) -> TrainingPairs | None:
@@ -138,23 +135,23 @@ def _update(artifact, marked: list[MarkedWindow], options: DetectorOptions) -> U
         ]
         semantics["key_templates"] = [*semantics["key_templates"], *(texts[k] for k in added)]
         changes["semantics"] = semantics
-    # The marked pairs join the replay set, so a later update does not undo this one.
-    replay = replay_pairs(artifact)
-    windows, targets = marked_pairs(marked, update.vocabulary, config.window_size)
-    weight = int(np.median(replay.counts)) if replay is not None and len(replay.counts) else 1
-    merged = TrainingPairs(
-        np.concatenate([replay.windows, windows]) if replay is not None else windows,
-        np.concatenate([replay.targets, targets]) if replay is not None else targets,
-        np.concatenate([replay.counts, np.full(len(targets), weight)])
-        if replay is not None
-        else np.full(len(targets), weight),
+    h = config.window_size
+    replay = replay_pairs(artifact) or TrainingPairs(
+        np.empty((0, h), np.int64), np.empty(0, np.int64), np.empty(0, np.int64)
     )
+    windows, targets = marked_pairs(marked, update.vocabulary, h)
     return UpdatedModel(
         update.vocabulary,
         update.net,
         update.to_json(),
         changes,
-        {"replay": replay_tensors(merged, limit=REPLAY_PAIRS + len(targets))},
+        {
+            "replay": replay_with_marks(
+                {"windows": replay.windows, "targets": replay.targets},
+                replay.counts,
+                {"windows": windows, "targets": targets},
+            )
+        },
     )
 
 

@@ -36,6 +36,9 @@ __all__ = [
     "grow_vocabulary",
     "extend_vocabulary",
     "online_update",
+    "fine_tune_with_replay",
+    "replay_set",
+    "replay_with_marks",
     "REPLAY_PAIRS",
 ]
 
@@ -100,6 +103,30 @@ def _number(value: object) -> float | None:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
+
+
+def replay_set(
+    columns: Mapping[str, np.ndarray], counts: np.ndarray, limit: int = REPLAY_PAIRS
+) -> dict[str, torch.Tensor]:
+    """The `limit` most frequent items (rows of each column, with their counts), as the
+    tensors stored with a model for its online updates."""
+    keep = np.argsort(-counts, kind="stable")[:limit]
+    return {
+        **{name: torch.from_numpy(values[keep].copy()) for name, values in columns.items()},
+        "counts": torch.from_numpy(counts[keep].copy()),
+    }
+
+
+def replay_with_marks(
+    columns: Mapping[str, np.ndarray], counts: np.ndarray, marked: Mapping[str, np.ndarray]
+) -> dict[str, torch.Tensor]:
+    """The replay set with the marked items joined, each counted like a median replay item,
+    so a later update does not undo what this one learned."""
+    added = len(next(iter(marked.values())))
+    weight = int(np.median(counts)) if len(counts) else 1
+    merged = {name: np.concatenate([columns[name], values]) for name, values in marked.items()}
+    all_counts = np.concatenate([counts, np.full(added, weight, dtype=np.int64)])
+    return replay_set(merged, all_counts, REPLAY_PAIRS + added)
 
 
 def grow_vocabulary(
@@ -197,6 +224,47 @@ def _top_g_share(net: nn.Module, windows: np.ndarray, targets: np.ndarray, g: in
     return float(np.mean(~scores.anomalous))
 
 
+def fine_tune_with_replay(
+    net: nn.Module,
+    marked_loss: Callable[[], torch.Tensor],
+    replay_loss: Callable[[torch.Tensor], torch.Tensor],
+    replay_weights: torch.Tensor,
+    done: Callable[[], bool],
+    *,
+    seed: int,
+    batch_size: int,
+    learning_rate: float,
+    marked_weight: float,
+    max_epochs: int,
+    steps_per_epoch: int,
+) -> int:
+    """The online update's loop, for any model: each step's loss is `marked_weight` times the
+    marked items' mean loss plus the rest times a weighted replay batch's (`replay_loss(idx)`
+    per item, `replay_weights` per replay item); after each epoch of `steps_per_epoch` steps,
+    `done()` is asked in eval mode. Returns the epochs run; leaves `net` in eval mode."""
+    torch.manual_seed(seed)
+    optimiser = torch.optim.Adam(net.parameters(), lr=learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+    replayed = len(replay_weights)
+    net.train()
+    for epoch in range(1, max_epochs + 1):
+        for _ in range(steps_per_epoch):
+            loss = marked_loss() * marked_weight
+            if replayed:  # a model saved without a replay set learns the marks alone
+                idx = torch.randint(replayed, (min(replayed, batch_size),), generator=generator)
+                w = replay_weights[idx]
+                loss = loss + (replay_loss(idx) * w).sum() / w.sum() * (1 - marked_weight)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        net.eval()
+        if done():
+            return epoch
+        net.train()
+    net.eval()
+    return max_epochs
+
+
 def online_update(
     vocabulary: Vocabulary,
     net: nn.Module,
@@ -239,42 +307,35 @@ def online_update(
     replay_c = replay.counts if replay is not None else np.empty(0, np.int64)
     result.replay_top_g_before = _top_g_share(net, replay_w, replay_t, top_g)
 
-    torch.manual_seed(config.seed)
-    optimiser = torch.optim.Adam(tuned.parameters(), lr=learning_rate)
     loss_fn = nn.CrossEntropyLoss(reduction="none")
     marked_x, marked_y = torch.from_numpy(windows), torch.from_numpy(targets)
     replay_x, replay_y = torch.from_numpy(replay_w), torch.from_numpy(replay_t)
-    replay_weights = torch.from_numpy(replay_c).float()
-    generator = torch.Generator().manual_seed(config.seed)
-    tuned.train()
-    for epoch in range(1, max_epochs + 1):
-        for _ in range(steps_per_epoch):
-            loss = (loss_fn(tuned(marked_x), marked_y)).mean() * marked_weight
-            if len(replay_y):  # a model saved without a replay set learns the marks alone
-                idx = torch.randint(
-                    len(replay_y), (min(len(replay_y), config.batch_size),), generator=generator
-                )
-                w = replay_weights[idx]
-                replay_loss = (loss_fn(tuned(replay_x[idx]), replay_y[idx]) * w).sum() / w.sum()
-                loss = loss + replay_loss * (1 - marked_weight)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-        tuned.eval()
-        result.epochs = epoch
+
+    def done() -> bool:
         scores = score_next_keys(tuned, windows, targets, top_g)
         # Margin: within the top g and not improbable, so the verdict does not flip back
         # on the next, slightly different occurrence of the same pattern.
         learned = bool(np.all(scores.rank <= max(1, top_g - 1))) and bool(
             np.all(scores.probability >= max(min_probability * 2, 1e-3))
         )
-        if learned and (
+        return learned and (
             _top_g_share(tuned, replay_w, replay_t, top_g)
             >= result.replay_top_g_before - forgetting_tolerance
-        ):
-            break
-        tuned.train()
-    tuned.eval()
+        )
+
+    result.epochs = fine_tune_with_replay(
+        tuned,
+        lambda: loss_fn(tuned(marked_x), marked_y).mean(),
+        lambda idx: loss_fn(tuned(replay_x[idx]), replay_y[idx]),
+        torch.from_numpy(replay_c).float(),
+        done,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        learning_rate=learning_rate,
+        marked_weight=marked_weight,
+        max_epochs=max_epochs,
+        steps_per_epoch=steps_per_epoch,
+    )
     result.ranks_after = score_next_keys(tuned, windows, targets, top_g).rank.tolist()
     result.replay_top_g_after = _top_g_share(tuned, replay_w, replay_t, top_g)
     return result

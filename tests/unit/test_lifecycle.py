@@ -152,16 +152,24 @@ def test_rollback_goes_back_one_version_at_a_time_and_refuses_when_there_is_none
     ]
 
 
-def test_retraining_is_promoted_only_when_the_held_out_false_positive_rate_does_not_rise(
-    training_docs: list, tmp_path: Path
-) -> None:
-    # The first 600 events of each host keep the three trainings short.
+RETRAIN_CONFIG = replace(FAST_DEEPLOG, epochs=15)
+
+
+def retraining_window(training_docs: list) -> tuple[dict, int, int]:
+    """The first 600 events of each host (short trainings): the streams, the window's start
+    and where its held-out newest 30% begins."""
     streams = {h: s[:600] for h, s in group_by_host(to_events(training_docs)).items()}
     start = min(s[0].timestamp_ms for s in streams.values())
     end = max(s[-1].timestamp_ms for s in streams.values())
-    holdout_from = start + (end - start) * 7 // 10
+    return streams, start, start + (end - start) * 7 // 10
+
+
+def test_retraining_is_promoted_only_when_the_held_out_false_positive_rate_does_not_rise(
+    training_docs: list, tmp_path: Path
+) -> None:
+    streams, start, holdout_from = retraining_window(training_docs)
     store = FileModelStore(tmp_path)
-    config = replace(FAST_DEEPLOG, epochs=15)
+    config = RETRAIN_CONFIG
     train, holdout = split_streams(streams, holdout_from)
     train_model("deeplog", train, config, store, {})
     good = store.active("deeplog")
@@ -209,12 +217,9 @@ def test_a_candidate_that_learned_a_confirmed_incident_as_normal_is_not_promoted
     training_docs: list, tmp_path: Path
 ) -> None:
     # The fleet's normal behaviour, and an active version trained on it.
-    streams = {h: s[:600] for h, s in group_by_host(to_events(training_docs)).items()}
-    start = min(s[0].timestamp_ms for s in streams.values())
-    end = max(s[-1].timestamp_ms for s in streams.values())
-    holdout_from = start + (end - start) * 7 // 10
+    streams, start, holdout_from = retraining_window(training_docs)
     store = FileModelStore(tmp_path)
-    config = replace(FAST_DEEPLOG, epochs=15)
+    config = RETRAIN_CONFIG
     train_model("deeplog", split_streams(streams, holdout_from)[0], config, store, {})
     good = store.active("deeplog")
 
