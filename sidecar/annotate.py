@@ -27,7 +27,10 @@ def _excerpt(message: str | None, limit: int) -> str | None:
 
 
 def anomaly_document(
-    detection: Detection, detected_at_ms: int, message_excerpt_chars: int = 512
+    detection: Detection,
+    detected_at_ms: int,
+    message_excerpt_chars: int = 512,
+    incident_id: str | None = None,
 ) -> dict[str, object]:
     event = detection.event
     document = {
@@ -37,6 +40,10 @@ def anomaly_document(
         "log_uuid": event.log_uuid,
         "reason": detection.reason,
         "score": detection.score,
+        "p_value": detection.p_value,
+        "grade": detection.grade,
+        # The incident this event belongs to (the drill-down link), when incidents are formed.
+        "incident_id": incident_id,
         "event": {
             "id": event.event_id,
             "severity": event.severity,

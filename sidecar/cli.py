@@ -64,6 +64,9 @@ def detector_options(settings: Settings):  # -> DetectorOptions
         similarity_threshold=settings.template_similarity,
         min_probability=settings.min_probability,
         parameter_confidence=settings.parameter_confidence,
+        verdict_rule=settings.verdict_rule,
+        alert_budget=settings.alert_budget,
+        models_sharing=len(settings.models),
     )
 
 
@@ -124,6 +127,8 @@ def _cycle_options(settings: Settings):
         shard=settings.shard(),
         lateness_ms=int(settings.lateness_seconds * 1000),
         future_tolerance_ms=int(settings.future_tolerance_seconds * 1000),
+        incident_gap_ms=int(settings.incident_gap_seconds * 1000),
+        incident_event_docs=settings.incident_event_docs,
     )
 
 
@@ -166,7 +171,7 @@ def event_keys(settings: Settings, client=None):  # -> TemplateLabeller | None
 
 def cluster_cycle(settings: Settings, client, detectors, stop: threading.Event) -> CycleReport:
     from sidecar.cluster.checkpoints import ClusterCheckpoints
-    from sidecar.cluster.writer import ClusterSink
+    from sidecar.cluster.writer import ClusterSink, IncidentSink
     from sidecar.pipeline import run_cycle
 
     return run_cycle(
@@ -183,6 +188,12 @@ def cluster_cycle(settings: Settings, client, detectors, stop: threading.Event) 
         options=_cycle_options(settings),
         stop=stop,
         keys=event_keys(settings, client),
+        incidents=IncidentSink(
+            client,
+            settings.incident_index,
+            chunk_docs=settings.bulk_chunk_docs,
+            dead_letter_index=settings.dead_letter_index,
+        ),
     )
 
 
@@ -282,6 +293,7 @@ def _install_templates(settings: Settings, client) -> None:
         settings.state_index,
         settings.dead_letter_index,
         settings.model_index if settings.model_store == "cluster" else None,
+        settings.incident_index,
     )
 
 
@@ -289,7 +301,10 @@ def cmd_setup(_args: argparse.Namespace, settings: Settings) -> int:
     from sidecar.cluster.client import make_client
 
     _install_templates(settings, make_client(settings))
-    print(f"installed templates and indices: {settings.anomaly_index}, {settings.state_index}")
+    print(
+        "installed templates and indices: "
+        f"{settings.anomaly_index}, {settings.incident_index}, {settings.state_index}"
+    )
     return 0
 
 
@@ -313,10 +328,17 @@ def maintain_models(settings: Settings, client, models) -> bool:
 
     A failure to learn feedback is logged and the cycle goes on with the current models;
     the marks stay pending and are tried again next cycle."""
-    from sidecar.cluster.feedback import mark_applied, pending_false_positives
+    from sidecar.cluster.feedback import (
+        mark_applied,
+        pending_false_positives,
+        spread_incident_verdicts,
+    )
     from sidecar.lifecycle import apply_false_positives
 
     if settings.online_update and settings.shard().index == 0:
+        spread = spread_incident_verdicts(client, settings.incident_index, settings.anomaly_index)
+        if spread:
+            log.info("incident_feedback_spread", annotations=spread)
         for name in settings.models:
             artifact = models.artifacts.get(name)
             marked = pending_false_positives(client, settings.anomaly_index, name)
@@ -369,7 +391,9 @@ def retrain_all(
     stats = InputStats()
     streams = _read_streams(settings, client, start, end, stats)
     _mine_training_keys(settings, streams, stats, in_cluster=True)
-    confirmed = confirmed_incidents(client, settings.anomaly_index, start, end)
+    confirmed = confirmed_incidents(
+        client, settings.anomaly_index, start, end, settings.incident_index
+    )
     data = {
         "source": "cluster",
         "indices": settings.watched_indices,
@@ -468,9 +492,10 @@ def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
     from sidecar.cluster.client import make_client
     from sidecar.cluster.feedback import set_verdict
 
-    set_verdict(
-        make_client(settings), settings.anomaly_index, args.id, args.verdict, args.by, args.note
-    )
+    # An incident (the unit people mark) or one annotation; the next cycle spreads an
+    # incident's verdict to its members.
+    index = settings.incident_index if args.id.startswith("inc-") else settings.anomaly_index
+    set_verdict(make_client(settings), index, args.id, args.verdict, args.by, args.note)
     print(f"{args.id}: feedback.verdict = {args.verdict}")
     return 0
 
@@ -619,7 +644,7 @@ def _cluster_training_streams(args, settings: Settings, stats: InputStats):
 
 
 def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
-    from sidecar.files.sink import JsonlSink, MemoryCheckpoints
+    from sidecar.files.sink import JsonlIncidentSink, JsonlSink, MemoryCheckpoints
     from sidecar.files.source import FileSource
     from sidecar.pipeline import CycleOptions, run_cycle
 
@@ -642,6 +667,13 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
         seeded = MemoryMinerStore.seeded_from(settings.model_dir / MINER_STATE_FILE)
         keys = TemplateLabeller(settings.template_mining, seeded)
     sink = JsonlSink.open(Path(args.to_file))
+    # Incidents are formed either way, so the anomaly file holds what the cluster mode would
+    # index; the option only decides whether they are written out.
+    incidents = (
+        JsonlIncidentSink.open(Path(args.incidents_file))
+        if args.incidents_file
+        else JsonlIncidentSink(None)
+    )
     try:
         report = run_cycle(
             source,
@@ -655,11 +687,15 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
                 initial_lookback_ms=None,
                 batch_events=settings.batch_events,
                 message_excerpt_chars=settings.message_excerpt_chars,
+                incident_gap_ms=int(settings.incident_gap_seconds * 1000),
+                incident_event_docs=settings.incident_event_docs,
             ),
             keys=keys,
+            incidents=incidents,
         )
     finally:
         sink.close()
+        incidents.close()
     report.input.merge(stats)
     print(_dumps(report.summary()))
     return 0
@@ -700,7 +736,10 @@ def cmd_dashboards(args: argparse.Namespace, settings: Settings) -> int:
     from sidecar.dashboards import import_saved_objects, ndjson, saved_objects
 
     objects = saved_objects(
-        settings.anomaly_index, ",".join(settings.watched_indices), args.product
+        settings.anomaly_index,
+        ",".join(settings.watched_indices),
+        args.product,
+        incident_index=settings.incident_index,
     )
     if args.url is None:
         sys.stdout.buffer.write(ndjson(objects))
@@ -777,7 +816,9 @@ def build_parser() -> argparse.ArgumentParser:
     feedback = sub.add_parser(
         "feedback", help="set an analyst's verdict on an anomaly document (as Dev Tools would)"
     )
-    feedback.add_argument("--id", required=True, help="the anomaly document's _id")
+    feedback.add_argument(
+        "--id", required=True, help="an incident's id (inc-…) or an anomaly document's _id"
+    )
     feedback.add_argument("--verdict", required=True, choices=["false_positive", "true_positive"])
     feedback.add_argument("--by", help="who decided")
     feedback.add_argument("--note", help="why")
@@ -798,6 +839,9 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="embedded mode: score a JSON-lines file, no cluster")
     score.add_argument("--from-file", required=True, metavar="JSONL")
     score.add_argument("--to-file", required=True, metavar="JSONL")
+    score.add_argument(
+        "--incidents-file", metavar="JSONL", help="also write the incident documents here"
+    )
     score.add_argument("--model-dir", type=Path)
 
     dashboards = sub.add_parser(

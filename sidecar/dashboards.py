@@ -3,6 +3,10 @@
 One definition serves both products (both read legacy `visualization`, `search`,
 `index-pattern` and `dashboard` objects); `import_saved_objects` posts them as NDJSON to the
 product's saved-objects import API.
+
+The dashboard leads with incidents (the incident index, one document per group of anomalies
+of one host close in time), ranked by grade; an incident's id links to its per-event anomaly
+documents in Discover, and their log_uuids (and the incident's own) link to the raw events.
 """
 
 from __future__ import annotations
@@ -16,11 +20,21 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Product", "saved_objects", "ndjson", "import_saved_objects", "referenced_fields"]
+from sidecar.settings import Settings
+
+__all__ = [
+    "Product",
+    "saved_objects",
+    "ndjson",
+    "import_saved_objects",
+    "referenced_fields",
+    "fields_by_index",
+]
 
 Product = Literal["opensearch-dashboards", "kibana"]
 XSRF_HEADER = {"opensearch-dashboards": "osd-xsrf", "kibana": "kbn-xsrf"}
 _NAMESPACE = uuid.UUID("6f0c7a55-5b1e-4b8e-9d0e-2f7c1a7e0b11")
+DEFAULT_INCIDENT_INDEX: str = Settings.model_fields["incident_index"].default
 
 
 def _id(name: str, index: str) -> str:
@@ -69,8 +83,10 @@ def _terms(agg_id: str, field: str, size: int, schema: str) -> dict:
 COUNT = {"id": "1", "enabled": True, "type": "count", "schema": "metric", "params": {}}
 TABLE_COLUMNS = [
     "host",
+    "incident_id",
     "model.name",
     "reason",
+    "grade",
     "score",
     "event.key",
     "observed.rank",
@@ -79,18 +95,87 @@ TABLE_COLUMNS = [
     "log_uuid",
     "window.log_uuids",
 ]
+INCIDENT_COLUMNS = [
+    "host",
+    "grade",
+    "confidence",
+    "first_event_at",
+    "last_event_at",
+    "event_count",
+    "models",
+    "reasons",
+    "keys",
+    "incident_id",
+]
+# Incident grade bands (0-100; a single event at the flagging threshold grades 50).
+GRADE_BANDS = [
+    {"from": 0, "to": 70, "label": "low (<70)"},
+    {"from": 70, "to": 90, "label": "medium (70-90)"},
+    {"from": 90, "label": "high (>=90)"},
+]
+# Fields of the incident index that hold raw-event log_uuids.
+INCIDENT_LOG_FIELDS = [
+    "log_uuids",
+    "first_event.log_uuid",
+    "last_event.log_uuid",
+    "top_events.log_uuid",
+]
 
 
-def saved_objects(anomaly_index: str, raw_logs_pattern: str, product: Product) -> list[dict]:
-    """Index pattern, visualizations, the anomaly table and a dashboard combining them."""
-    index_id = _id("index-pattern", anomaly_index)
-    discover = "app/discover" if product == "kibana" else "app/data-explorer/discover"
-    # A click on a log_uuid opens the raw event in Discover on the watched indices.
-    raw_link = (
-        f"/{discover}#/?_a=(query:(language:kuery,query:'log_uuid:\"{{{{value}}}}\"'))"
-        f"&_g=(time:(from:now-30d,to:now))"
+def _discover_link(product: Product, query: str, index_id: str | None = None) -> str:
+    """A Discover URL running a KQL query (on an index pattern, else the default one) over the
+    last 30 days; `{{value}}` in the query is the clicked value (URL-encoded by the format)."""
+    time = "time:(from:now-30d,to:now)"
+    q = f"query:(language:kuery,query:'{query}')"
+    if product == "kibana":
+        index = f"index:'{index_id}'," if index_id else ""
+        return f"/app/discover#/?_a=({index}{q})&_g=({time})"
+    # OpenSearch Dashboards' Discover (2.10+) keeps the index pattern in _a.metadata and the
+    # query in _q; the legacy _a.query is kept for versions before the data explorer.
+    metadata = f"metadata:(indexPattern:'{index_id}',view:discover)," if index_id else ""
+    return (
+        f"/app/data-explorer/discover#/?_a=({metadata}{q})"
+        f"&_q=(filters:!(),{q})&_g=(filters:!(),{time})"
     )
+
+
+def _url_format(link: str) -> dict:
+    return {"id": "url", "params": {"urlTemplate": link, "labelTemplate": "{{value}}"}}
+
+
+def saved_objects(
+    anomaly_index: str,
+    raw_logs_pattern: str,
+    product: Product,
+    incident_index: str = DEFAULT_INCIDENT_INDEX,
+) -> list[dict]:
+    """Index patterns (incidents, anomalies), visualizations, the incident table, the anomaly
+    table (the drill-down) and a dashboard that leads with the incidents.
+
+    Ids are stable per anomaly index (re-importing overwrites instead of duplicating)."""
+    index_id = _id("index-pattern", anomaly_index)
+    incidents_id = _id("incident-index-pattern", anomaly_index)
+    # A click on a log_uuid opens the raw event in Discover on the watched indices.
+    raw_link = _discover_link(product, 'log_uuid:"{{value}}"')
+    # A click on an incident_id opens its per-event anomaly documents, and back.
+    events_link = _discover_link(product, 'incident_id:"{{value}}"', index_id)
+    incident_link = _discover_link(product, 'incident_id:"{{value}}"', incidents_id)
     objects: list[dict] = [
+        {
+            "type": "index-pattern",
+            "id": incidents_id,
+            "attributes": {
+                "title": incident_index,
+                "timeFieldName": "@timestamp",
+                "fieldFormatMap": json.dumps(
+                    {
+                        "incident_id": _url_format(events_link),
+                        **{field: _url_format(raw_link) for field in INCIDENT_LOG_FIELDS},
+                    }
+                ),
+            },
+            "references": [],
+        },
         {
             "type": "index-pattern",
             "id": index_id,
@@ -99,19 +184,14 @@ def saved_objects(anomaly_index: str, raw_logs_pattern: str, product: Product) -
                 "timeFieldName": "@timestamp",
                 "fieldFormatMap": json.dumps(
                     {
-                        "log_uuid": {
-                            "id": "url",
-                            "params": {"urlTemplate": raw_link, "labelTemplate": "{{value}}"},
-                        },
-                        "window.log_uuids": {
-                            "id": "url",
-                            "params": {"urlTemplate": raw_link, "labelTemplate": "{{value}}"},
-                        },
+                        "log_uuid": _url_format(raw_link),
+                        "window.log_uuids": _url_format(raw_link),
+                        "incident_id": _url_format(incident_link),
                     }
                 ),
             },
             "references": [],
-        }
+        },
     ]
     date_histogram = {
         "id": "2",
@@ -181,15 +261,59 @@ def saved_objects(anomaly_index: str, raw_logs_pattern: str, product: Product) -
             ),
         ),
     ]
-    for name, vis in visualizations:
+    grade_bands = {
+        "id": "3",
+        "enabled": True,
+        "type": "range",
+        "schema": "group",
+        "params": {"field": "grade", "ranges": GRADE_BANDS},
+    }
+    incident_visualizations = [
+        (
+            "incidents-over-time",
+            _vis(
+                "Incidents over time by grade band",
+                "histogram",
+                [COUNT, date_histogram, grade_bands],
+                {"addLegend": True, "legendPosition": "right"},
+                incidents_id,
+            ),
+        ),
+        (
+            "incidents-by-host",
+            _vis(
+                "Incidents by host and grade band",
+                "horizontal_bar",
+                [COUNT, _terms("2", "host", 20, "segment"), grade_bands],
+                {"addLegend": True, "legendPosition": "right"},
+                incidents_id,
+            ),
+        ),
+    ]
+    for name, vis in incident_visualizations + visualizations:
         objects.append({"type": "visualization", "id": _id(name, anomaly_index), **vis})
+    incident_search_id = _id("incident-table", anomaly_index)
+    objects.append(
+        {
+            "type": "search",
+            "id": incident_search_id,
+            "attributes": {
+                "title": "Incidents by grade (incident_id opens its events)",
+                "columns": INCIDENT_COLUMNS,
+                "sort": [["grade", "desc"], ["@timestamp", "desc"]],
+                "description": f"Events: {anomaly_index}; raw logs: {raw_logs_pattern}",
+                "kibanaSavedObjectMeta": _search_source(),
+            },
+            "references": _index_reference(incidents_id),
+        }
+    )
     search_id = _id("anomaly-table", anomaly_index)
     objects.append(
         {
             "type": "search",
             "id": search_id,
             "attributes": {
-                "title": "Anomalies (reason, expected events, raw log links)",
+                "title": "Anomaly events (incident, reason, expected events, raw log links)",
                 "columns": TABLE_COLUMNS,
                 "sort": [["@timestamp", "desc"]],
                 "description": f"Raw logs: {raw_logs_pattern}",
@@ -199,11 +323,18 @@ def saved_objects(anomaly_index: str, raw_logs_pattern: str, product: Product) -
         }
     )
     panels, references = [], []
-    layout = [(0, 0, 48, 12), (0, 12, 24, 15), (24, 12, 24, 15), (0, 27, 24, 15), (24, 27, 24, 15)]
-    members = [("visualization", _id(n, anomaly_index)) for n, _ in visualizations[:1]]
-    members += [("visualization", _id(n, anomaly_index)) for n, _ in visualizations[1:3]]
-    members += [("visualization", _id(visualizations[3][0], anomaly_index)), ("search", search_id)]
-    for i, ((kind, ref_id), (x, y, w, h)) in enumerate(zip(members, layout, strict=True)):
+    # Incidents first (the table, then their distribution), the per-event drill-down below.
+    layout = [
+        (("search", incident_search_id), (0, 0, 48, 15)),
+        (("visualization", _id("incidents-over-time", anomaly_index)), (0, 15, 24, 12)),
+        (("visualization", _id("incidents-by-host", anomaly_index)), (24, 15, 24, 12)),
+        (("visualization", _id("anomalies-over-time", anomaly_index)), (0, 27, 48, 12)),
+        (("visualization", _id("top-hosts", anomaly_index)), (0, 39, 24, 15)),
+        (("visualization", _id("score-distribution", anomaly_index)), (24, 39, 24, 15)),
+        (("visualization", _id("expected-events", anomaly_index)), (0, 54, 24, 15)),
+        (("search", search_id), (24, 54, 24, 15)),
+    ]
+    for i, ((kind, ref_id), (x, y, w, h)) in enumerate(layout):
         panel_ref = f"panel_{i}"
         panels.append(
             {
@@ -220,8 +351,11 @@ def saved_objects(anomaly_index: str, raw_logs_pattern: str, product: Product) -
             "type": "dashboard",
             "id": _id("dashboard", anomaly_index),
             "attributes": {
-                "title": "Log anomalies",
-                "description": "DeepLog / LogAnomaly annotations written by log-anomaly-sidecar",
+                "title": "Log anomaly incidents",
+                "description": (
+                    "Incidents by grade, then their per-event anomaly documents and raw logs, "
+                    "written by log-anomaly-sidecar"
+                ),
                 "panelsJSON": json.dumps(panels),
                 "optionsJSON": json.dumps({"useMargins": True, "hidePanelTitles": False}),
                 "timeRestore": True,
@@ -239,22 +373,38 @@ def saved_objects(anomaly_index: str, raw_logs_pattern: str, product: Product) -
     return objects
 
 
-def referenced_fields(objects: list[dict]) -> set[str]:
-    """Every anomaly-index field the objects read: aggregation fields, columns, sorts, formats."""
-    fields: set[str] = set()
+def fields_by_index(objects: list[dict]) -> dict[str, set[str]]:
+    """The fields the objects read, by the title of the index pattern they read them from:
+    aggregation fields, columns, sorts, time fields and field formats."""
+    titles = {o["id"]: o["attributes"]["title"] for o in objects if o["type"] == "index-pattern"}
+    fields: dict[str, set[str]] = {title: set() for title in titles.values()}
     for obj in objects:
         attributes = obj["attributes"]
+        if obj["type"] == "index-pattern":
+            used = fields[attributes["title"]]
+            used.add(attributes["timeFieldName"])
+            used.update(json.loads(attributes["fieldFormatMap"]))
+            continue
+        index_ids = [r["id"] for r in obj["references"] if r["name"] == _INDEX_REF]
+        if not index_ids:
+            continue
+        used = fields[titles[index_ids[0]]]
         if obj["type"] == "visualization":
             for agg in json.loads(attributes["visState"])["aggs"]:
                 if "field" in agg["params"]:
-                    fields.add(agg["params"]["field"])
+                    used.add(agg["params"]["field"])
         elif obj["type"] == "search":
-            fields.update(attributes["columns"])
-            fields.update(column for column, _ in attributes["sort"])
-        elif obj["type"] == "index-pattern":
-            fields.add(attributes["timeFieldName"])
-            fields.update(json.loads(attributes["fieldFormatMap"]))
+            used.update(attributes["columns"])
+            used.update(column for column, _ in attributes["sort"])
     return fields
+
+
+def referenced_fields(objects: list[dict], index: str | None = None) -> set[str]:
+    """Every field the objects read from index pattern `index` (by title), or from any."""
+    by_index = fields_by_index(objects)
+    if index is not None:
+        return by_index[index]
+    return set().union(*by_index.values())
 
 
 def ndjson(objects: list[dict]) -> bytes:

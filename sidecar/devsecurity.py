@@ -32,7 +32,7 @@ class SecurityProfile:
     )
     sidecar_users: tuple[str, ...] = ("sidecar",)
     watched_patterns: tuple[str, ...] = ("*-logs-*",)
-    own_patterns: tuple[str, ...] = ("*-anomalies", "*-state", "*-dead-letters")
+    own_patterns: tuple[str, ...] = ("*-anomalies", "*-incidents", "*-state", "*-dead-letters")
 
 
 def secured_home(home: Path, plugin_zip: Path, java_home: str) -> Path:

@@ -18,9 +18,24 @@ import structlog
 
 from sidecar.annotate import anomaly_document, anomaly_id
 from sidecar.diagnosis import with_workflows
+from sidecar.encoding.semantics import template_text
+from sidecar.incidents import (
+    IncidentLimits,
+    OpenIncident,
+    advance_incidents,
+    incident_document,
+)
 from sidecar.ports import AnomalySink, CheckpointStore, Detector, EventKeys, EventSource, Page
 from sidecar.sharding import Shard
-from sidecar.types import Cursor, CycleReport, HostSequence, HostState, LatenessPlan, LogEvent
+from sidecar.types import (
+    Cursor,
+    CycleReport,
+    Detection,
+    HostSequence,
+    HostState,
+    LatenessPlan,
+    LogEvent,
+)
 
 __all__ = ["CycleOptions", "run_cycle"]
 
@@ -46,6 +61,10 @@ class CycleOptions:
     lateness_ms: int = 0
     # Timestamps this far past now are counted as unreadable (None: no check).
     future_tolerance_ms: int | None = None
+    # Anomalies of a host less than this apart form one incident; per incident and model only
+    # the first `incident_event_docs` are written as their own documents.
+    incident_gap_ms: int = 600_000
+    incident_event_docs: int = 10
 
 
 # The lateness window is checked in this many buckets: finer buckets re-read less after a late
@@ -93,6 +112,8 @@ class _Cycle:
     completed: set[str] = field(default_factory=set)
     # Sets event ids from MESSAGE (template mining); None keeps every event's own id.
     keys: EventKeys | None = None
+    # Where incident documents go; None writes none (every flagged event gets a document).
+    incidents: AnomalySink | None = None
 
     def labelled(self, events: list[LogEvent]) -> list[LogEvent]:
         """`events` keyed as the detectors must see them: new events and their context alike,
@@ -114,6 +135,7 @@ def run_cycle(
     options: CycleOptions | None = None,
     stop: threading.Event | None = None,
     keys: EventKeys | None = None,
+    incidents: AnomalySink | None = None,
 ) -> CycleReport:
     options = options or CycleOptions()
     upper_bound = _NO_UPPER_BOUND if options.read_lag_ms is None else now_ms - options.read_lag_ms
@@ -134,6 +156,7 @@ def run_cycle(
             tail_size=max((d.window_size for d in detectors), default=1),
             plan=_lateness_plan(options, upper_bound),
             keys=keys,
+            incidents=incidents,
         )
         _run(cycle, stop)
     finally:
@@ -263,25 +286,24 @@ def _flush(cycle: _Cycle, batch: _Batch) -> None:
         for host, events in batch.events.items()
         if events
     ]
-    documents: list[tuple[str, dict[str, object]]] = []
+    by_host: dict[str, list[Detection]] = {}
     for detector in cycle.detectors:
         result = detector.detect(sequences)
         report.events_scored[detector.name] += result.scored
         # Detectors built from an artifact with learned workflows expose them; the summary of
         # the expected path rides along in every anomaly document.
-        detections = with_workflows(result.detections, getattr(detector, "workflows", None))
-        for detection in detections:
-            documents.append(
-                (
-                    anomaly_id(detection.model, detection.event.log_uuid),
-                    anomaly_document(detection, cycle.now_ms, cycle.options.message_excerpt_chars),
-                )
-            )
+        for detection in with_workflows(result.detections, getattr(detector, "workflows", None)):
+            by_host.setdefault(detection.event.host, []).append(detection)
+    documents, incident_documents, still_open = _documents(cycle, by_host)
     written = cycle.sink.write(documents)  # raises unless every document is accounted for
     for _, doc in documents:
         report.anomalies_written[str(doc["model"]["name"])] += 1  # type: ignore[index]
     report.anomalies_already_present += written.already_present
     report.dead_letters += written.dead_lettered
+    if cycle.incidents is not None and incident_documents:
+        # After the anomalies they point to, before the cursors: a redo rewrites the same
+        # revisions, which the store recognises.
+        report.dead_letters += cycle.incidents.write(incident_documents).dead_lettered
     if cycle.keys is not None:
         # Before the cursors: if the cursors then fail to save, the redo adds messages the
         # saved templates already hold, which gives them the same ids. The other way round,
@@ -300,6 +322,8 @@ def _flush(cycle: _Cycle, batch: _Batch) -> None:
         )
         if cycle.plan is not None:
             new_state = new_state.pruned(cycle.plan.floor_ms)
+        if host in still_open:
+            new_state = new_state.with_incident(still_open[host])
         states[host] = new_state
         behind = cycle.rewound_from.get(host)
         if behind is not None:
@@ -310,3 +334,65 @@ def _flush(cycle: _Cycle, batch: _Batch) -> None:
     report.state_conflicts += cycle.checkpoints.save(to_save)
     report.advanced_hosts.update(s.host for s in to_save)
     report.host_positions.update({s.host: s.cursor.timestamp_ms for s in to_save if s.cursor})
+
+
+def _documents(
+    cycle: _Cycle, by_host: dict[str, list[Detection]]
+) -> tuple[
+    list[tuple[str, dict[str, object]]],
+    list[tuple[str, dict[str, object]]],
+    dict[str, dict[str, object] | None],
+]:
+    """Anomaly documents, incident documents, and each host's incident left open.
+
+    Without an incident store every detection becomes a document, as before incidents."""
+    options, report = cycle.options, cycle.report
+    chars = options.message_excerpt_chars
+    documents: list[tuple[str, dict[str, object]]] = []
+    if cycle.incidents is None:
+        for detections in by_host.values():
+            for d in detections:
+                documents.append(
+                    (
+                        anomaly_id(d.model, d.event.log_uuid),
+                        anomaly_document(d, cycle.now_ms, chars),
+                    )
+                )
+        return documents, [], {}
+    limits = IncidentLimits(
+        gap_ms=options.incident_gap_ms,
+        event_docs=options.incident_event_docs,
+        models_running=len(cycle.detectors),
+    )
+    incident_documents: list[tuple[str, dict[str, object]]] = []
+    still_open: dict[str, dict[str, object] | None] = {}
+    for host, detections in by_host.items():
+        saved = (cycle.states.get(host) or HostState(host)).incident
+        current = OpenIncident.from_json(saved) if saved else None
+        update = advance_incidents(
+            host,
+            detections,
+            current,
+            limits,
+            cycle.now_ms,
+            message_chars=chars,
+            template_of=template_text,
+        )
+        for d, incident in update.kept:
+            documents.append(
+                (
+                    anomaly_id(d.model, d.event.log_uuid),
+                    anomaly_document(d, cycle.now_ms, chars, incident),
+                )
+            )
+        for incident in update.changed:
+            if current is not None and incident.id == current.id:
+                report.incidents_extended += 1
+            else:
+                report.incidents_opened += 1
+            incident_documents.append(
+                (incident.id, incident_document(incident, cycle.now_ms, limits.models_running))
+            )
+        report.anomalies_folded += len(detections) - len(update.kept) - update.repeated
+        still_open[host] = None if update.still_open is None else update.still_open.to_json()
+    return documents, incident_documents, still_open

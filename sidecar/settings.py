@@ -142,8 +142,17 @@ class Settings(BaseSettings):
     manage_templates: bool = True
 
     # --- detection ----------------------------------------------------------------------
-    models: CommaList = Field(default_factory=lambda: ["deeplog"])
+    # DeepLog for orders, LogAnomaly for counts too (a burst of familiar events, such as thirty
+    # failed logons, breaks its count invariant while every single transition looks normal).
+    models: CommaList = Field(default_factory=lambda: ["deeplog", "loganomaly"])
     window_size: int = Field(default=10, ge=1, le=1_000)
+    # How an event becomes a verdict. calibrated: its p-value against held-out normal data
+    # (computed when the model was trained) is below what ALERT_BUDGET allows; top_g: the
+    # papers' rule (the observed key is not among the g most likely). See README "Verdicts".
+    verdict_rule: Literal["calibrated", "top_g"] = "calibrated"
+    # The false-alarm budget: expected false incidents per host per day, all models together.
+    # Thresholds follow from it (no retraining needed to change it).
+    alert_budget: float = Field(default=0.05, gt=0, le=1_000)
     top_g: int = Field(default=9, ge=1)
     # Also flag an event the model gives less than this probability, even inside the top g:
     # with a small vocabulary the top g reaches down to transitions never seen in training.
@@ -164,6 +173,14 @@ class Settings(BaseSettings):
     # The count autoencoder: its threshold is this quantile of the reconstruction errors of the
     # training windows (1 = the largest). Read when training.
     autoencoder_quantile: float = Field(default=0.999, gt=0.5, le=1)
+
+    # --- incidents ----------------------------------------------------------------------
+    # Anomalies of one host less than this apart belong to one incident.
+    incident_gap_seconds: float = Field(default=600.0, gt=0, le=7 * 86_400)
+    # Per-event anomaly documents kept per incident and model (the rest is counted on the
+    # incident): a retry storm of 600 lines is one incident, not 600 documents.
+    incident_event_docs: int = Field(default=10, ge=1, le=10_000)
+    incident_index: str = Field(default="log-anomaly-incidents", min_length=1)
 
     # --- training -----------------------------------------------------------------------
     train_days: float = Field(default=7.0, gt=0)
@@ -236,7 +253,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown model(s) {unknown}; choose from {list(KNOWN_MODELS)}")
         return list(dict.fromkeys(models))
 
-    @field_validator("anomaly_index", "state_index", "model_index")
+    @field_validator("anomaly_index", "state_index", "model_index", "incident_index")
     @classmethod
     def _index_name_is_valid(cls, name: str) -> str:
         if name != name.lower() or any(ch in name for ch in ' "\\/*?<>|,#:') or name[0] in "_-+":
@@ -277,6 +294,10 @@ class Settings(BaseSettings):
             raise ValueError("SIDECAR_AWS_SIGV4 needs SIDECAR_AWS_REGION (e.g. eu-west-1)")
         if self.anomaly_index == self.state_index:
             raise ValueError("SIDECAR_ANOMALY_INDEX and SIDECAR_STATE_INDEX must differ")
+        if self.incident_index in (self.anomaly_index, self.state_index):
+            raise ValueError(
+                "SIDECAR_INCIDENT_INDEX must differ from SIDECAR_ANOMALY_INDEX and STATE_INDEX"
+            )
         return self
 
     @property

@@ -95,6 +95,8 @@ class HostState:
     # A bucket the cluster now holds more documents in has received late ones.
     counts: tuple[tuple[int, int], ...] = ()
     read_through_ms: int | None = None
+    # The host's incident still open to extension (sidecar/incidents.py), as JSON.
+    incident: dict[str, object] | None = None
 
     def advanced(
         self,
@@ -120,20 +122,28 @@ class HostState:
             kept[-tail_size:] if tail_size else (),
             tuple(sorted(merged.items())),
             read_through_ms if read_through_ms is not None else self.read_through_ms,
+            self.incident,
+        )
+
+    def with_incident(self, incident: dict[str, object] | None) -> HostState:
+        return HostState(
+            self.host, self.cursor, self.tail, self.counts, self.read_through_ms, incident
         )
 
     def rewound(self, tail: tuple[LogEvent, ...], from_bucket_ms: int) -> HostState:
         """The state to re-read from `from_bucket_ms` on: no cursor, the given context, and
         the counts of the buckets about to be re-read dropped (the re-read counts them)."""
         kept = tuple((b, n) for b, n in self.counts if b < from_bucket_ms)
-        return HostState(self.host, None, tail, kept, self.read_through_ms)
+        return HostState(self.host, None, tail, kept, self.read_through_ms, self.incident)
 
     def pruned(self, floor_ms: int) -> HostState:
         """Without the counts of buckets before the lateness window (they are never checked)."""
         kept = tuple((b, n) for b, n in self.counts if b >= floor_ms)
         if len(kept) == len(self.counts):
             return self
-        return HostState(self.host, self.cursor, self.tail, kept, self.read_through_ms)
+        return HostState(
+            self.host, self.cursor, self.tail, kept, self.read_through_ms, self.incident
+        )
 
 
 @dataclass(slots=True)
@@ -179,6 +189,11 @@ class CycleReport:
     events_scored: Counter[str] = field(default_factory=Counter)
     anomalies_written: Counter[str] = field(default_factory=Counter)
     anomalies_already_present: int = 0
+    # Incidents begun in this cycle, and incidents begun earlier that it extended.
+    incidents_opened: int = 0
+    incidents_extended: int = 0
+    # Flagged events counted on their incident instead of written as their own document.
+    anomalies_folded: int = 0
     input: InputStats = field(default_factory=InputStats)
     # Documents the watched indices hold that no read can reach (no timestamp, no host, a
     # timestamp in the future or not epoch-based), by reason: the state of the indices now.
@@ -202,6 +217,9 @@ class CycleReport:
             "events_scored": dict(self.events_scored),
             "anomalies_written": dict(self.anomalies_written),
             "anomalies_already_present": self.anomalies_already_present,
+            "incidents_opened": self.incidents_opened,
+            "incidents_extended": self.incidents_extended,
+            "anomalies_folded": self.anomalies_folded,
             "rejected": dict(self.input.rejected),
             "repaired": dict(self.input.repaired),
             "unreadable": dict(self.unreadable),
@@ -324,6 +342,10 @@ class Detection:
     approximation: TemplateMatch | None = None
     workflow: WorkflowSummary | None = None
     parameters: ParameterDeviation | None = None
+    # Calibrated: the share of held-out normal events at least as unusual (0 for the
+    # impossible), and its 0–100 grade (50 at the flagging threshold); None if uncalibrated.
+    p_value: float | None = None
+    grade: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,9 +56,28 @@ class ListSink:
         return WriteResult(len(new), len(documents) - len(new))
 
 
-def flagged_in_one_pass(trained: ModelArtifact, docs: list[dict[str, object]]) -> set[str]:
-    """log_uuids DeepLog flags when the whole data set is scored in a single cycle."""
-    sink = ListSink()
+class IncidentListSink:
+    """The furthest revision of each incident document, as the cluster keeps it."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, dict] = {}
+
+    def write(self, documents):
+        new = 0
+        for doc_id, doc in documents:
+            held = self.documents.get(doc_id)
+            if held is None or held["revision"] < doc["revision"]:
+                self.documents[doc_id] = doc
+                new += 1
+        return WriteResult(new, len(documents) - new)
+
+
+def one_pass(
+    trained: ModelArtifact, docs: list[dict[str, object]]
+) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Anomaly and incident documents (by id) when the whole data set is scored in one cycle,
+    with incidents formed as the cluster mode forms them."""
+    sink, incidents = ListSink(), IncidentListSink()
     run_cycle(
         FileSource(to_events(docs)),
         [build_detector(trained)],
@@ -66,8 +85,15 @@ def flagged_in_one_pass(trained: ModelArtifact, docs: list[dict[str, object]]) -
         MemoryCheckpoints(),
         now_ms=T0,
         options=CycleOptions(read_lag_ms=None, initial_lookback_ms=None),
+        incidents=incidents,
     )
-    return {d["log_uuid"] for d in sink.documents.values()}
+    return sink.documents, incidents.documents
+
+
+def flagged_in_one_pass(trained: ModelArtifact, docs: list[dict[str, object]]) -> set[str]:
+    """log_uuids of the annotations DeepLog writes when the whole data set is scored in a
+    single cycle (per incident, the first INCIDENT_EVENT_DOCS flagged events)."""
+    return {d["log_uuid"] for d in one_pass(trained, docs)[0].values()}
 
 
 def mapped_fields(properties: dict, prefix: str = "") -> set[str]:

@@ -32,6 +32,7 @@ def install_templates(
     state_index: str,
     dead_letter_index: str | None = None,
     model_index: str | None = None,
+    incident_index: str | None = None,
 ) -> None:
     """Idempotent: templates are overwritten with the current version, indices created once,
     and fields a newer version added are put into the mapping of indices that already exist
@@ -41,6 +42,8 @@ def install_templates(
         owned.append(("dead-letters", dead_letter_index))
     if model_index is not None:
         owned.append(("models", model_index))
+    if incident_index is not None:
+        owned.append(("incidents", incident_index))
     for name, index in owned:
         template = load_template(name, index)
         client.indices.put_index_template(name=f"{index}-template", body=template)

@@ -53,6 +53,7 @@ def state_document(state: HostState, now_ms: int) -> dict[str, object]:
             }
             for e in state.tail
         ],
+        "incident": state.incident,
     }
 
 
@@ -67,7 +68,14 @@ def state_from_document(doc: dict) -> HostState:
     )
     counts = tuple((int(c["b"]), int(c["n"])) for c in doc.get("late_counts") or [])
     read_through = doc.get("read_through_ms")
-    return HostState(host, cursor, tail, counts, int(read_through) if read_through else None)
+    return HostState(
+        host,
+        cursor,
+        tail,
+        counts,
+        int(read_through) if read_through else None,
+        doc.get("incident") or None,
+    )
 
 
 def _at_least_as_far(theirs: Cursor | None, ours: Cursor | None) -> bool:

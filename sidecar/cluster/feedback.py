@@ -19,6 +19,7 @@ from sidecar.models.store import now_iso
 
 __all__ = [
     "VERDICTS",
+    "spread_incident_verdicts",
     "pending_false_positives",
     "mark_applied",
     "confirmed_incidents",
@@ -71,9 +72,96 @@ def mark_applied(client: OpenSearch, index: str, ids: Sequence[str], version: st
         raise WriteError(f"could not mark {len(errors)} feedback documents applied", errors)
 
 
-def confirmed_incidents(client: OpenSearch, index: str, start_ms: int, end_ms: int) -> set[str]:
+def confirmed_incidents(
+    client: OpenSearch,
+    index: str,
+    start_ms: int,
+    end_ms: int,
+    incident_index: str | None = None,
+) -> set[str]:
     """log_uuids analysts confirmed as real incidents in a time range: a retraining gate does
-    not count them as false positives."""
+    not count them as false positives. A confirmed incident confirms every member it lists,
+    those without an annotation of their own too."""
+    found = _confirmed_annotations(client, index, start_ms, end_ms)
+    if incident_index is not None:
+        body = {
+            "size": 10_000,
+            "_source": ["log_uuids"],
+            "query": {
+                "bool": {
+                    "filter": [
+                        {"term": {"feedback.verdict": "true_positive"}},
+                        {"range": {"last_event_at": {"gte": start_ms, "format": "epoch_millis"}}},
+                        {"range": {"first_event_at": {"lte": end_ms, "format": "epoch_millis"}}},
+                    ]
+                }
+            },
+        }
+        try:
+            hits = client.search(index=incident_index, body=body)["hits"]["hits"]
+        except NotFoundError:
+            hits = []
+        for hit in hits:
+            found.update(hit["_source"].get("log_uuids") or [])
+    return found
+
+
+def spread_incident_verdicts(
+    client: OpenSearch, incident_index: str, anomaly_index: str, limit: int = 100
+) -> int:
+    """Incidents are what people mark: an incident's verdict is copied to each of its member
+    annotations (the online update learns false-positive members, the retraining gate keeps
+    confirmed ones), then the incident records that it was spread. Returns members marked.
+
+    Marking is idempotent (the same verdict again), so a crash half-way is finished by the
+    next call."""
+    body = {
+        "size": limit,
+        "_source": ["feedback"],
+        "query": {
+            "bool": {
+                "filter": [{"terms": {"feedback.verdict": list(VERDICTS)}}],
+                "must_not": [{"exists": {"field": "feedback.applied_at"}}],
+            }
+        },
+    }
+    try:
+        incidents = client.search(index=incident_index, body=body)["hits"]["hits"]
+    except NotFoundError:
+        return 0
+    marked = 0
+    for incident in incidents:
+        feedback = incident["_source"]["feedback"]
+        members = client.search(
+            index=anomaly_index,
+            body={
+                "size": 10_000,
+                "_source": False,
+                "query": {"term": {"incident_id": incident["_id"]}},
+            },
+        )["hits"]["hits"]
+        actions = [
+            {
+                "_op_type": "update",
+                "_index": anomaly_index,
+                "_id": m["_id"],
+                "doc": {"feedback": {k: v for k, v in feedback.items() if k != "applied_at"}},
+            }
+            for m in members
+        ]
+        if actions:
+            helpers.bulk(client, actions, refresh="wait_for")
+        marked += len(actions)
+        client.update(
+            index=incident_index,
+            id=incident["_id"],
+            body={"doc": {"feedback": {"applied_at": now_iso()}}},
+            refresh="wait_for",
+        )
+    return marked
+
+
+def _confirmed_annotations(client: OpenSearch, index: str, start_ms: int, end_ms: int) -> set[str]:
     body = {
         "size": 10_000,
         "_source": ["log_uuid"],

@@ -3,8 +3,10 @@
     python -m sidecar demo [--hosts 12] [--cycles 3] [--keep-node]
 
 Every step uses the product's real code paths: documents go into OpenSearch through the bulk
-API, training reads them back from the cluster, the cycles run under the APScheduler job the
-`run` command uses, and the findings are read from the anomaly index.
+API, training reads them back from the cluster, the detectors are built with the options `run`
+builds them with (the calibrated verdict rule and the false-alarm budget), the cycles run under
+the APScheduler job the `run` command uses, and the findings are read back from the incident
+index (first) and the anomaly index (the drill-down).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import threading
 import time
 from collections import Counter
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 from opensearchpy import OpenSearch
 from opensearchpy.helpers import bulk
 
-from sidecar.cli import cluster_cycle, model_config
+from sidecar.cli import cluster_cycle, detector_options, model_config
 from sidecar.cluster.bootstrap import install_templates
 from sidecar.cluster.client import make_client
 from sidecar.cluster.reader import ClusterSource
@@ -32,8 +35,9 @@ from sidecar.demo.generator import (
     normal_documents,
 )
 from sidecar.devnode import DevNode
+from sidecar.diagnosis import attach_workflows
 from sidecar.logging import configure_logging
-from sidecar.models.registry import build_detector
+from sidecar.models.catalog import kind_of
 from sidecar.scheduler import run_every
 from sidecar.settings import Settings
 from sidecar.training import train_model
@@ -96,6 +100,8 @@ def _demo(node: DevNode, workdir: Path, hosts: int, cycles: int, keep_node: bool
         initial_lookback_seconds=3_600,
         train_epochs=30,
         log_level="WARNING",
+        # The demo's two models; every other detection setting is the product's default.
+        models=list(MODELS),
     )
     client = make_client(settings)
     profiles = fleet(hosts)
@@ -119,6 +125,8 @@ def _demo(node: DevNode, workdir: Path, hosts: int, cycles: int, keep_node: bool
         "start_ms": start,
         "end_ms": end,
     }
+    # The options `run` scores with (sidecar.lifecycle.ActiveModels builds them the same way).
+    options = detector_options(settings)
     detectors = []
     for step, name in enumerate(MODELS):
         # Fewer, larger steps than the product's defaults keep the demo quick.
@@ -133,10 +141,16 @@ def _demo(node: DevNode, workdir: Path, hosts: int, cycles: int, keep_node: bool
             f"{training['epochs_run']} epochs, loss {training['final_loss']:.3f}, "
             f"{training['seconds']:.1f}s"
         )
-        detectors.append(build_detector(artifact, settings.top_g))
+        detector = kind_of(name).detector(artifact, options)
+        attach_workflows(detector, artifact.manifest)
+        detectors.append(detector)
 
     install_templates(
-        client, settings.anomaly_index, settings.state_index, settings.dead_letter_index
+        client,
+        settings.anomaly_index,
+        settings.state_index,
+        settings.dead_letter_index,
+        incident_index=settings.incident_index,
     )
     incidents: list[Incident] = []
     clocks = {p.name: 0 for p in profiles}
@@ -165,77 +179,135 @@ def _demo(node: DevNode, workdir: Path, hosts: int, cycles: int, keep_node: bool
         s = report.summary()
         _say(
             f"      cycle {cycle_no}: {len(docs):,} new events arrived; read {s['events_read']:,} "
-            f"from {s['hosts_seen']} hosts, scored {sum(report.events_scored.values()):,}, "
-            f"wrote {sum(report.anomalies_written.values())} anomalies in {s['duration_s']:.2f}s"
+            f"from {s['hosts_seen']} hosts, scored {sum(report.events_scored.values()):,} "
+            f"in {s['duration_s']:.2f}s\n"
+            f"               incidents: {report.incidents_opened} opened, "
+            f"{report.incidents_extended} extended; "
+            f"{sum(report.anomalies_written.values())} anomaly documents written, "
+            f"{report.anomalies_folded} more flagged events counted on their incident"
         )
 
     _say(f"[4/5] running {cycles} scheduled cycles (every {settings.interval_seconds:.0f}s) ...")
     run_every(settings.interval_seconds, demo_cycle, max_cycles=cycles)
-    client.indices.refresh(index=settings.anomaly_index)
+    client.indices.refresh(index=f"{settings.incident_index},{settings.anomaly_index}")
     return _report(client, settings, incidents, node.url, keep_node)
 
 
+def _clock(ms: object) -> str:
+    return datetime.fromtimestamp(int(ms) / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]  # type: ignore[call-overload]
+
+
+def _search_all(client: OpenSearch, index: str, sort: list[dict]) -> list[dict]:
+    hits = client.search(index=index, body={"size": 10_000, "sort": sort})["hits"]["hits"]
+    return [hit["_source"] for hit in hits]
+
+
 def _report(
-    client: OpenSearch, settings: Settings, incidents: list[Incident], url: str, keep_node: bool
+    client: OpenSearch, settings: Settings, injected: list[Incident], url: str, keep_node: bool
 ) -> int:
-    hits = client.search(
-        index=settings.anomaly_index,
-        body={"size": 10_000, "sort": [{"host": "asc"}, {"@timestamp": "asc"}]},
-    )["hits"]["hits"]
-    by_host: dict[str, list[dict]] = {}
-    for hit in hits:
-        by_host.setdefault(hit["_source"]["host"], []).append(hit["_source"])
-    incident_of = {u: i for i in incidents for u in i.log_uuids}
-    _say(f"[5/5] findings: {len(hits)} anomalies on {len(by_host)} hosts\n")
-    for host, docs in sorted(by_host.items()):
-        matched = {incident_of[d["log_uuid"]].kind for d in docs if d["log_uuid"] in incident_of}
-        label = f"injected: {', '.join(sorted(matched))}" if matched else "no incident injected"
-        _say(f"  {host} ({label})")
-        for model in MODELS:
-            mine = [d for d in docs if d["model"]["name"] == model]
-            if not mine:
-                continue
-            reasons = dict(Counter(d["reason"] for d in mine))
-            _say(f"    {model}: {len(mine)} anomalies {reasons}")
-            for d in mine[:2]:
-                expected = ", ".join(
-                    f"{e['key']} {e['probability']:.2f}" for e in d["expected"][:3]
-                )
-                _say(
-                    f"      {d['event']['key']:<18} rank {d['observed']['rank']:>2}  "
-                    f"{(d['event']['message'] or '')[:52]!r}  expected: {expected}"
-                )
-            if len(mine) > 2:
-                _say(f"      ... {len(mine) - 2} more")
-    flagged = {h["_source"]["log_uuid"] for h in hits}
-    found = [i for i in incidents if flagged.intersection(i.log_uuids)]
-    _say(f"\nincidents found: {len(found)}/{len(incidents)}")
-    for incident in incidents:
-        by = [
-            m
-            for m in MODELS
-            if any(
-                h["_source"]["log_uuid"] in incident.log_uuids
-                and h["_source"]["model"]["name"] == m
-                for h in hits
+    """Incidents first (by grade, matched to what was injected), then their per-event
+    documents as the drill-down. Exit 0 when every injected incident is found: an incident
+    (or an anomaly document) holds one of its events."""
+    incidents = _search_all(
+        client, settings.incident_index, [{"grade": "desc"}, {"first_event_at": "asc"}]
+    )
+    anomalies = _search_all(
+        client, settings.anomaly_index, [{"host": "asc"}, {"@timestamp": "asc"}]
+    )
+    injected_of = {u: i for i in injected for u in i.log_uuids}
+    matches = {
+        inc["incident_id"]: sorted(
+            {injected_of[u].kind for u in inc["log_uuids"] if u in injected_of}
+        )
+        for inc in incidents
+    }
+    hosts = {inc["host"] for inc in incidents}
+    _say(
+        f"[5/5] findings: {len(incidents)} incidents on {len(hosts)} hosts, by grade "
+        f"(index '{settings.incident_index}')\n"
+    )
+    for n, inc in enumerate(incidents, 1):
+        kinds = matches[inc["incident_id"]]
+        label = f"injected: {', '.join(kinds)}" if kinds else "FALSE: nothing injected here"
+        _say(
+            f"  #{n} grade {inc['grade']:5.1f}  confidence {inc['confidence']:.2f}  "
+            f"{inc['host']}  {inc['event_count']} events  "
+            f"{_clock(inc['first_event_at'])} - {_clock(inc['last_event_at'])} UTC  ({label})"
+        )
+        _say(
+            f"      models {' + '.join(inc['models'])}; reasons {', '.join(inc['reasons'])}; "
+            f"top keys {', '.join(inc['keys'][:4])}"
+            + (f" (+{len(inc['keys']) - 4})" if len(inc["keys"]) > 4 else "")
+        )
+    number = {inc["incident_id"]: n for n, inc in enumerate(incidents, 1)}
+    flagged = {d["log_uuid"] for d in anomalies}
+    found = 0
+    _say("")
+    lines = []
+    for item in injected:
+        mine = [inc for inc in incidents if set(inc["log_uuids"]) & set(item.log_uuids)]
+        if mine or flagged & set(item.log_uuids):
+            found += 1
+        if mine:
+            where = ", ".join(
+                f"incident #{number[inc['incident_id']]} (grade {inc['grade']:.1f}, "
+                f"{' + '.join(inc['models'])})"
+                for inc in mine
             )
-        ]
-        mark = f"found by {' + '.join(by)}" if by else "MISSED"
-        _say(f"  [{mark}] {incident.host} {incident.kind}: {incident.description}")
-    for model in MODELS:
-        outside = {
-            h["_source"]["log_uuid"]
-            for h in hits
-            if h["_source"]["model"]["name"] == model
-            and h["_source"]["log_uuid"] not in incident_of
-        }
-        _say(f"{model}: anomalies outside injected incidents: {len(outside)}")
-    index, watched = settings.anomaly_index, ",".join(settings.watched_indices)
+            mark = f"found: {where}"
+        elif flagged & set(item.log_uuids):
+            mark = "found: anomaly documents only, no incident"
+        else:
+            mark = "MISSED"
+        lines.append(f"  [{mark}] {item.host} {item.kind}: {item.description}")
+    _say(f"injected incidents found: {found}/{len(injected)}")
+    for line in lines:
+        _say(line)
+    false = [f"#{number[i['incident_id']]}" for i in incidents if not matches[i["incident_id"]]]
+    _say(
+        f"false incidents (no injected event among their members): {len(false)}"
+        + (f" ({', '.join(false)})" if false else "")
+    )
+
+    by_incident: dict[str, list[dict]] = {}
+    for d in anomalies:
+        by_incident.setdefault(str(d.get("incident_id")), []).append(d)
+    counted = sum(inc["detection_count"] for inc in incidents)
+    _say(
+        f"\ndrill-down: {len(anomalies)} anomaly documents for {counted} detections "
+        f"(at most {settings.incident_event_docs} per incident and model; "
+        f"index '{settings.anomaly_index}')"
+    )
+    for n, inc in enumerate(incidents, 1):
+        docs = by_incident.get(inc["incident_id"], [])
+        per_model = dict(Counter(d["model"]["name"] for d in docs))
+        _say(
+            f"  #{n} {inc['host']}: {inc['detection_count']} detections, "
+            f"{len(docs)} documents {per_model}"
+        )
+        top = (inc.get("top_events") or [{}])[0]
+        if top:
+            expected = ", ".join(
+                f"{e['key']} {e['probability']:.2f}" for e in (top.get("expected") or [])[:2]
+            )
+            p_value = top.get("p_value")
+            p_text = f"p {p_value:.1e}" if isinstance(p_value, float) else "p -"
+            _say(
+                f"      most anomalous: {top['model']} {top['key']} grade {top['grade']:.0f} "
+                f"{p_text}  {(top.get('message') or '')[:48]!r}"
+                + (f"  expected: {expected}" if expected else "")
+            )
+    orphans = [d for d in anomalies if str(d.get("incident_id")) not in number]
+    if orphans:
+        _say(f"  anomaly documents without an incident: {len(orphans)}")
+
+    index, watched = settings.incident_index, ",".join(settings.watched_indices)
     _say(f"\nwhere to look: index '{index}' at {url}")
-    _say(f"  curl '{url}/{index}/_search?q=host:host-003&sort=@timestamp:asc&pretty'")
-    _say(f"  Dashboards / Kibana: index pattern '{index}', time field '@timestamp'")
-    _say(f"  pivot to the raw logs: log_uuid and window.log_uuids on '{watched}'")
-    _say(f"  per-host cursors and context: index '{settings.state_index}'")
+    _say(f"  curl '{url}/{index}/_search?sort=grade:desc&pretty'")
+    _say(f"  drill-down: curl '{url}/{settings.anomaly_index}/_search?q=incident_id:<id>&pretty'")
+    _say("  Dashboards / Kibana: `python -m sidecar dashboards --url ...` (incidents table first)")
+    _say(f"  pivot to the raw logs: log_uuids / log_uuid on '{watched}'")
+    _say(f"  per-host cursors and open incidents: index '{settings.state_index}'")
     if not keep_node:
-        _say("  (the demo node stops now; run with --keep-node to explore the index afterwards)")
-    return 0 if len(found) == len(incidents) else 1
+        _say("  (the demo node stops now; run with --keep-node to explore the indices afterwards)")
+    return 0 if found == len(injected) else 1

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sidecar.types import CONTEXT_MESSAGE_CHARS
+from sidecar.types import CONTEXT_MESSAGE_CHARS, LogEvent
 
 __all__ = [
     "mask_message",
+    "template_text",
     "template_words",
     "SemanticSpace",
     "fit_semantic_space",
@@ -51,6 +52,11 @@ def mask_message(message: str) -> str:
     for pattern in _MASKS:
         text = pattern.sub(MASK, text)
     return re.sub(r"(?:<\*>\s*){2,}", "<*> ", text).strip()
+
+
+def template_text(event: LogEvent) -> str | None:
+    """The template of an event's message as shown to people (what a saved tail keeps of it)."""
+    return mask_message(event.message) if event.message else None
 
 
 def template_words(template: str) -> list[str]:

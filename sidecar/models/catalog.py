@@ -52,6 +52,12 @@ class DetectorOptions:
     min_probability: float = 0.0
     # The parameter model's one-sided confidence (None: the trained one).
     parameter_confidence: float | None = None
+    # "calibrated": flag what is rarer than the false-alarm budget allows (sidecar/calibration.py);
+    # "top_g": the papers' rule. Models without a calibration fall back to top-g.
+    verdict_rule: str = "calibrated"
+    # Expected false incidents per host per day, shared by the models that run together.
+    alert_budget: float = 0.05
+    models_sharing: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,13 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from sidecar.calibration import grade
 from sidecar.encoding.vocabulary import RESERVED, UNKNOWN, Vocabulary, key_label
 from sidecar.encoding.windows import windows_for_streams
 from sidecar.encoding.workflow import WorkflowSet
 from sidecar.models.loganomaly import count_bursts
 from sidecar.models.nextkey import NextKeyModel, NextKeyScores, score_next_keys
+from sidecar.models.nextkey_calibration import NextKeyCalibration
 from sidecar.types import (
     Detection,
     DetectionBatch,
@@ -32,6 +34,8 @@ REASON_UNSEEN_KEY = "unseen_key"
 REASON_NOT_IN_TOP_G = "not_in_top_g"
 REASON_COUNT = "count_anomaly"
 REASON_IMPROBABLE = "improbable"
+# Grades of a top-g verdict are still on the calibrated scale: 50 at a p-value of 1e-4.
+_DEFAULT_GRADE_THRESHOLD = 1e-4
 
 
 def key_names(vocabulary: Vocabulary) -> list[tuple[str, str, str] | None]:
@@ -87,6 +91,8 @@ class NextKeyDetector:
         count_limits: np.ndarray | None = None,
         min_probability: float = 0.0,
         workflows: WorkflowSet | None = None,
+        calibration: NextKeyCalibration | None = None,
+        threshold: float | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -97,6 +103,10 @@ class NextKeyDetector:
         self.batch_size = batch_size
         self.count_limits = count_limits
         self.min_probability = min_probability
+        # With a calibration and a threshold the verdict is calibrated (p-value at or below the
+        # threshold); without, it is the papers' top-g rule.
+        self.calibration = calibration
+        self.threshold = threshold
         # The normal workflows learned with the model, for the pipeline's anomaly summaries.
         self.workflows = workflows
         self._device = device or torch.device("cpu")
@@ -131,7 +141,13 @@ class NextKeyDetector:
         if self.count_limits is not None:
             bursts = count_bursts(windows, targets, self.count_limits) & (targets != UNKNOWN)
         improbable = (scores.probability < self.min_probability) & (targets != UNKNOWN)
-        anomalous = scores.anomalous | bursts | improbable
+        p_values = None
+        if self.calibration is not None:
+            p_values = self.calibration.p_values(targets, scores.probability, bursts)
+        if p_values is not None and self.threshold is not None:
+            anomalous = (p_values <= self.threshold) | bursts | improbable | (targets == UNKNOWN)
+        else:
+            anomalous = scores.anomalous | bursts | improbable
         detections: list[Detection] = []
         offset = 0
         for seq, (_, middle, _) in zip(spans, bounds, strict=True):
@@ -150,19 +166,21 @@ class NextKeyDetector:
                             base + int(i),
                             scores,
                             offset + int(i),
+                            None if p_values is None else float(p_values[offset + int(i)]),
+                            bool(bursts[offset + int(i)]),
                         )
                     )
             offset += n
         return DetectionBatch(detections, len(scores))
 
-    def _reason(self, observed_id: int, scores: NextKeyScores, row: int) -> str:
+    def _reason(self, observed_id: int, scores: NextKeyScores, row: int, burst: bool) -> str:
         if observed_id == UNKNOWN:
             return REASON_UNSEEN_KEY
-        if scores.anomalous[row]:
+        if burst:
+            return REASON_COUNT
+        if self.threshold is None and scores.anomalous[row]:
             return REASON_NOT_IN_TOP_G
-        if scores.probability[row] < self.min_probability:
-            return REASON_IMPROBABLE
-        return REASON_COUNT
+        return REASON_IMPROBABLE
 
     def _detection(
         self,
@@ -173,6 +191,8 @@ class NextKeyDetector:
         position: int,
         scores: NextKeyScores,
         row: int,
+        p_value: float | None = None,
+        burst: bool = False,
     ) -> Detection:
         h = self.window_size
         window = history[max(0, position - h) : position]
@@ -191,7 +211,7 @@ class NextKeyDetector:
             event=event,
             window=tuple(window),
             padded=h - len(window),
-            reason=self._reason(observed_id, scores, row),
+            reason=self._reason(observed_id, scores, row, burst),
             score=round(1.0 - probability, 6),
             observed_key=key_label(event.event_id, event.severity),
             observed_rank=int(scores.rank[row]),
@@ -200,4 +220,10 @@ class NextKeyDetector:
             window_size=h,
             top_g=self.top_g,
             approximation=approximation,
+            p_value=p_value,
+            grade=None if p_value is None else self._grade(p_value),
         )
+
+    def _grade(self, p_value: float) -> float:
+        threshold = self.threshold if self.threshold is not None else _DEFAULT_GRADE_THRESHOLD
+        return float(grade(np.asarray([p_value]), threshold)[0])

@@ -171,10 +171,18 @@ class TrainingPairs:
         return int(self.counts.sum())
 
 
-def training_pairs(sequences: Iterable[np.ndarray], h: int) -> TrainingPairs:
+def training_pairs(
+    sequences: Iterable[np.ndarray], h: int, keep: Iterable[np.ndarray] | None = None
+) -> TrainingPairs:
+    """Distinct pairs of every sequence; with `keep` (a mask per sequence), only the pairs whose
+    target it keeps (the rest is held out), each window still built from the whole sequence."""
     parts = []
+    masks = iter(keep) if keep is not None else None
     for keys in sequences:
         windows, targets = windows_with_targets(np.empty(0, dtype=np.int64), keys, h)
+        if masks is not None:
+            mask = next(masks)
+            windows, targets = windows[mask], targets[mask]
         if len(targets):
             parts.append(np.concatenate([windows, targets[:, None]], axis=1))
     if not parts:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from sidecar.encoding.semantics import fit_semantic_space, mask_message, most_common_templates
-from sidecar.encoding.vocabulary import RESERVED, Vocabulary
+from sidecar.encoding.vocabulary import RESERVED, UNKNOWN, Vocabulary
 from sidecar.models.catalog import (
     DetectorOptions,
     EpochHook,
@@ -17,8 +17,19 @@ from sidecar.models.catalog import (
     UpdatedModel,
 )
 from sidecar.models.deeplog import DeepLogConfig, DeepLogNet
-from sidecar.models.loganomaly import LogAnomalyConfig, LogAnomalyNet, count_limits, key_text
+from sidecar.models.loganomaly import (
+    LogAnomalyConfig,
+    LogAnomalyNet,
+    count_bursts,
+    count_limits,
+    key_text,
+)
 from sidecar.models.nextkey import TrainingPairs, train_next_key_model, training_pairs
+from sidecar.models.nextkey_calibration import (
+    calibrate_next_key,
+    holdout_mask,
+    key_log_frequency,
+)
 from sidecar.models.online import (
     MarkedWindow,
     marked_pairs,
@@ -33,16 +44,36 @@ __all__ = ["DEEPLOG", "LOGANOMALY", "replay_pairs"]
 
 
 def _train(net, vocabulary: Vocabulary, streams, config, on_epoch) -> TrainedNet:
-    pairs = training_pairs(
-        (vocabulary.encode(stream) for stream in streams.values()), config.window_size
-    )
+    h = config.window_size
+    encoded = {host: vocabulary.encode(stream) for host, stream in streams.items()}
+    held = {host: holdout_mask(host, len(keys)) for host, keys in encoded.items()}
+    if all(mask.all() for mask in held.values()):
+        # Too little data for a held-out slice (one short host): calibrate on what it fits.
+        held = {host: np.zeros(len(mask), dtype=bool) for host, mask in held.items()}
+    fitting = [~held[host] for host in encoded]
+    pairs = training_pairs(encoded.values(), h, fitting)
+    impossible_of = None
     if isinstance(net, LogAnomalyNet):
+        # The count invariant covers the held-out slice too: a count seen anywhere in the
+        # training range is possible.
+        every = training_pairs(encoded.values(), h)
+        limits = count_limits(every.windows, every.targets, vocabulary.size)
         with torch.no_grad():
-            limits = count_limits(pairs.windows, pairs.targets, vocabulary.size)
             net.count_limits.copy_(torch.from_numpy(limits))
+
+        def impossible_of(windows, targets):
+            return count_bursts(windows, targets, limits) & (targets != UNKNOWN)
+
     summary = train_next_key_model(net, pairs, config, on_epoch=on_epoch)
+    net.eval()
+    frequency = key_log_frequency(pairs.targets, pairs.counts, vocabulary.size)
+    if not any(mask.any() for mask in held.values()):
+        held = {host: np.ones(len(keys), dtype=bool) for host, keys in encoded.items()}
+    calibration = calibrate_next_key(net, encoded, held, streams, h, frequency, impossible_of)
     replay = replay_set({"windows": pairs.windows, "targets": pairs.targets}, pairs.counts)
-    return TrainedNet(net, summary, tensors={"replay": replay})
+    return TrainedNet(
+        net, summary, {"calibration": calibration.to_json()}, tensors={"replay": replay}
+    )
 
 
 def replay_pairs(artifact) -> TrainingPairs | None:
@@ -86,7 +117,9 @@ def _fit_loganomaly(
         net.word_vectors.copy_(torch.from_numpy(space.word_vectors))
     trained = _train(net, vocabulary, streams, config, on_epoch)
     semantics = {**space.to_json(), "key_templates": key_templates}
-    return TrainedNet(trained.net, trained.summary, {"semantics": semantics}, trained.tensors)
+    return TrainedNet(
+        trained.net, trained.summary, {**trained.extra, "semantics": semantics}, trained.tensors
+    )
 
 
 def _empty_loganomaly(vocabulary: Vocabulary, config: LogAnomalyConfig, manifest) -> LogAnomalyNet:
@@ -101,6 +134,9 @@ def _detector(artifact, options: DetectorOptions):
         options.device,
         options.similarity_threshold,
         options.min_probability,
+        verdict_rule=options.verdict_rule,
+        alert_budget=options.alert_budget,
+        models_sharing=options.models_sharing,
     )
 
 

@@ -88,6 +88,12 @@ class Deployment:
         hits = self.client.search(index=self.settings.anomaly_index, body=body)["hits"]["hits"]
         return [{"_id": h["_id"], **h["_source"]} for h in hits]
 
+    def incidents(self) -> list[dict]:
+        self.client.indices.refresh(index=self.settings.incident_index)
+        body = {"size": 10_000, "query": {"match_all": {}}}
+        hits = self.client.search(index=self.settings.incident_index, body=body)["hits"]["hits"]
+        return [{"_id": h["_id"], "_version": h.get("_version"), **h["_source"]} for h in hits]
+
     def states(self) -> dict[str, dict]:
         self.client.indices.refresh(index=self.settings.state_index)
         body = {"size": 10_000}
@@ -103,6 +109,7 @@ def make_settings(url: str, prefix: str, model_dir: Path, **extra: object) -> Se
         anomaly_index=f"{prefix}-anomalies",
         state_index=f"{prefix}-state",
         dead_letter_index=f"{prefix}-dead-letters",
+        incident_index=f"{prefix}-incidents",
         model_dir=model_dir,
         read_lag_seconds=0,
         # The test data is dated 2023: let first-seen hosts start from the beginning.
@@ -118,6 +125,10 @@ def deployment(
     prefix = f"t{uuid.uuid4().hex[:10]}"
     settings = make_settings(opensearch_url, prefix, model_dir)
     install_templates(
-        client, settings.anomaly_index, settings.state_index, settings.dead_letter_index
+        client,
+        settings.anomaly_index,
+        settings.state_index,
+        settings.dead_letter_index,
+        incident_index=settings.incident_index,
     )
     return Deployment(settings, client, trained, prefix)

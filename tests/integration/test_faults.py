@@ -37,6 +37,7 @@ from tests.helpers import INCIDENTS, T0, TRAIN_HOSTS, flagged_in_one_pass
 from tests.integration.conftest import Deployment
 from tests.integration.support import (
     assert_nothing_lost,
+    assert_same_incidents,
     duplicated_anomalies,
     free_port,
     http_get,
@@ -119,6 +120,7 @@ def test_kill_9_at_a_point_of_the_cycle_then_restart_loses_nothing(
     summary = orjson.loads(out)
     assert summary["events_read"] == len(docs)  # no cursor had moved
     assert_nothing_lost(deployment, docs, flagged_in_one_pass(deployment.trained, docs))
+    assert_same_incidents(deployment, docs)
     print(
         f"\nkill -9 ({hold.__name__}): restart read "
         f"{summary['events_read']} events, wrote {sum(summary['anomalies_written'].values())} "
@@ -244,6 +246,7 @@ def test_connection_resets_lost_acknowledgements_and_slow_responses_lose_nothing
     assert outcomes[-1] == "ok", outcomes
     assert actions["Reset"] and actions["ForwardThenReset"] and actions["Delay"], actions
     assert_nothing_lost(deployment, docs, flagged_in_one_pass(deployment.trained, docs))
+    assert_same_incidents(deployment, docs)
     print(f"\nflaky network: cycles {outcomes}, proxy actions {dict(actions)}")
 
 

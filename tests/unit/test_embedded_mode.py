@@ -106,6 +106,9 @@ def test_a_cycle_with_nothing_new_writes_nothing(trained, live) -> None:
 
 def _cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIDECAR_")}
+    # What the in-process references (the `trained` fixture, tests.helpers.one_pass) use:
+    # DeepLog alone under the top-g rule. Tests of the shipped defaults override both.
+    env.update({"SIDECAR_MODELS": "deeplog", "SIDECAR_VERDICT_RULE": "top_g"})
     env.update(extra)
     return subprocess.run(
         [sys.executable, "-m", "sidecar", *args],
@@ -178,13 +181,14 @@ def test_bad_lines_are_counted_not_fatal(
     assert [line["log_uuid"] for line in read_jsonl(out)] == ["a"]
 
 
-def test_both_models_train_and_score_from_files_under_their_own_names(
+def test_the_shipped_models_and_verdicts_write_annotations_and_incidents_from_files(
     tmp_path: Path, training_file: Path, live
 ) -> None:
     docs, incidents = live
     events_file = write_jsonl(tmp_path / "events.jsonl", docs)
     model_dir, out = tmp_path / "models", tmp_path / "anomalies.jsonl"
-    both = {"SIDECAR_MODELS": "deeplog,loganomaly"}
+    found = tmp_path / "incidents.jsonl"
+    both = {"SIDECAR_MODELS": "deeplog,loganomaly", "SIDECAR_VERDICT_RULE": "calibrated"}
 
     trained = _cli(
         "train", "--from-file", str(training_file), "--model-dir", str(model_dir), **both
@@ -199,13 +203,25 @@ def test_both_models_train_and_score_from_files_under_their_own_names(
         str(model_dir),
         "--to-file",
         str(out),
+        "--incidents-file",
+        str(found),
         **both,
     )
     assert scored.returncode == 0, scored.stderr
 
     by_model: dict[str, set[str]] = {}
-    for line in read_jsonl(out):
+    annotations = read_jsonl(out)
+    for line in annotations:
         by_model.setdefault(line["model"]["name"], set()).add(line["log_uuid"])
     assert set(by_model) == {"deeplog", "loganomaly"}
     for incident in incidents:
         assert by_model["loganomaly"] & set(incident.log_uuids), incident.kind
+    # One incident document per injected incident, each written once (its last revision),
+    # and every annotation pointing at one of them.
+    written = read_jsonl(found)
+    assert len({d["_id"] for d in written}) == len(written)
+    for incident in incidents:
+        hits = [d for d in written if set(d["log_uuids"]) & set(incident.log_uuids)]
+        assert [d["host"] for d in hits] == [incident.host], incident.kind
+    assert {a["incident_id"] for a in annotations} <= {d["_id"] for d in written}
+    assert orjson.loads(scored.stdout)["incidents_opened"] == len(written)
