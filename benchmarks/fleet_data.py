@@ -83,9 +83,9 @@ INCIDENT_KINDS = (
 class FleetConfig:
     seed: int = 1
     hosts: int = 60
-    days: int = 3  # training history, whole days from midnight
+    days: int = 2  # training history, whole days from midnight
     test_hours: int = 24  # the test period that follows
-    events_per_host_day: int = 1_500  # fleet average of a host's events per day (roughly)
+    events_per_host_day: int = 1_000  # fleet average of a host's events per day (roughly)
     incidents_per_kind: int | None = None  # None: 14 per 60 hosts, at least 2
 
     def incidents_each(self) -> int:
@@ -103,8 +103,8 @@ class FleetConfig:
 
 
 PRESETS: dict[str, FleetConfig] = {
-    # Trains in minutes on two cores: 60 hosts, 3 days, ~1,500 events per host-day.
-    "small": FleetConfig(hosts=60, days=3, test_hours=24, events_per_host_day=1_500),
+    # The everyday benchmark: 60 hosts, 48 h of history, ~1,000 events per host-day.
+    "small": FleetConfig(hosts=60, days=2, test_hours=24, events_per_host_day=1_000),
     # Issue 16's workload: 60 hosts x 48 h of history, ~13,600 events per host (~800k events).
     "issue16": FleetConfig(hosts=60, days=2, test_hours=24, events_per_host_day=6_800),
 }
@@ -223,7 +223,11 @@ EVENTS: dict[str, tuple[str, str, str]] = {
         "success",
         "Backup of data protection master key was attempted. Account Name: {user} Key Identifier: {guid}",
     ),
-    "lock": ("4800", "success", "The workstation was locked. Account Name: {user} Logon ID: 0x{lid}"),
+    "lock": (
+        "4800",
+        "success",
+        "The workstation was locked. Account Name: {user} Logon ID: 0x{lid}",
+    ),
     "unlock": (
         "4801",
         "success",
@@ -336,65 +340,172 @@ EVENTS: dict[str, tuple[str, str, str]] = {
     ),
 }
 UNSEEN_EVENT_NAMES = ("log_cleared", "user_created", "service_installed", "task_created")
-INCIDENT_ONLY = frozenset({"log_cleared", "user_created", "group_member_added",
-                           "service_installed", "task_created"})
+INCIDENT_ONLY = frozenset(
+    {"log_cleared", "user_created", "group_member_added", "service_installed", "task_created"}
+)
 
 ROLES = ("workstation", "fileserver", "controller", "webserver", "sqlserver")
-ROLE_PREFIX = {"workstation": "WKS", "fileserver": "FS", "controller": "DC",
-               "webserver": "WEB", "sqlserver": "SQL"}
-ROLE_SHARE = {"workstation": 0.62, "fileserver": 0.12, "controller": 0.08,
-              "webserver": 0.10, "sqlserver": 0.08}
+ROLE_PREFIX = {
+    "workstation": "WKS",
+    "fileserver": "FS",
+    "controller": "DC",
+    "webserver": "WEB",
+    "sqlserver": "SQL",
+}
+ROLE_SHARE = {
+    "workstation": 0.62,
+    "fileserver": 0.12,
+    "controller": 0.08,
+    "webserver": 0.10,
+    "sqlserver": 0.08,
+}
 # Relative volume of a host of each role (normalised so the fleet averages events_per_host_day).
-ROLE_VOLUME = {"workstation": 0.7, "fileserver": 1.6, "controller": 2.2,
-               "webserver": 1.3, "sqlserver": 1.0}
+ROLE_VOLUME = {
+    "workstation": 0.7,
+    "fileserver": 1.6,
+    "controller": 2.2,
+    "webserver": 1.3,
+    "sqlserver": 1.0,
+}
 # Activity intensity by hour of day (UTC), weekdays; weekends scale it by WEEKEND.
 DIURNAL = {
-    "workstation": [0.04] * 6 + [0.15, 0.5, 1.0, 1.0, 1.0, 1.0, 0.6, 1.0, 1.0, 1.0, 0.9, 0.5,
-                                 0.2, 0.1, 0.06, 0.05, 0.04, 0.04],
-    "fileserver": [0.15] * 7 + [0.5, 1.0, 1.0, 1.0, 1.0, 0.7, 1.0, 1.0, 1.0, 0.9, 0.5, 0.3,
-                                0.2, 0.2, 0.15, 0.15, 0.15],
-    "controller": [0.25] * 7 + [0.8, 1.8, 1.4, 1.0, 1.0, 0.9, 1.2, 1.0, 1.0, 0.9, 0.6, 0.4,
-                                0.3, 0.3, 0.25, 0.25, 0.25],
-    "webserver": [0.4] * 7 + [0.6, 0.9, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.9, 0.9,
-                              0.8, 0.7, 0.6, 0.5, 0.45],
-    "sqlserver": [0.45] * 7 + [0.6, 0.9, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.9, 0.8,
-                               0.7, 0.6, 0.55, 0.5, 0.5],
+    "workstation": [0.04] * 6
+    + [
+        0.15,
+        0.5,
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+        0.6,
+        1.0,
+        1.0,
+        1.0,
+        0.9,
+        0.5,
+        0.2,
+        0.1,
+        0.06,
+        0.05,
+        0.04,
+        0.04,
+    ],
+    "fileserver": [0.15] * 7
+    + [0.5, 1.0, 1.0, 1.0, 1.0, 0.7, 1.0, 1.0, 1.0, 0.9, 0.5, 0.3, 0.2, 0.2, 0.15, 0.15, 0.15],
+    "controller": [0.25] * 7
+    + [0.8, 1.8, 1.4, 1.0, 1.0, 0.9, 1.2, 1.0, 1.0, 0.9, 0.6, 0.4, 0.3, 0.3, 0.25, 0.25, 0.25],
+    "webserver": [0.4] * 7
+    + [0.6, 0.9, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.9, 0.9, 0.8, 0.7, 0.6, 0.5, 0.45],
+    "sqlserver": [0.45] * 7
+    + [0.6, 0.9, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.55, 0.5, 0.5],
 }
-WEEKEND = {"workstation": 0.15, "fileserver": 0.4, "controller": 0.5, "webserver": 0.8,
-           "sqlserver": 0.7}
+WEEKEND = {
+    "workstation": 0.15,
+    "fileserver": 0.4,
+    "controller": 0.5,
+    "webserver": 0.8,
+    "sqlserver": 0.7,
+}
 
-FIRST_NAMES = ["anna", "ben", "carla", "dev", "elif", "farid", "grace", "hugo", "ines", "jon",
-               "kemal", "lena", "mateo", "nora", "omar", "priya", "quinn", "rosa", "sven", "tara",
-               "umar", "vera", "wei", "xena", "yusuf", "zoe"]
+FIRST_NAMES = [
+    "anna",
+    "ben",
+    "carla",
+    "dev",
+    "elif",
+    "farid",
+    "grace",
+    "hugo",
+    "ines",
+    "jon",
+    "kemal",
+    "lena",
+    "mateo",
+    "nora",
+    "omar",
+    "priya",
+    "quinn",
+    "rosa",
+    "sven",
+    "tara",
+    "umar",
+    "vera",
+    "wei",
+    "xena",
+    "yusuf",
+    "zoe",
+]
 ADMINS = ["adm-jdoe", "adm-mrossi", "adm-kchen", "adm-helpdesk"]
-USER_PROCS = ["C:\\Program Files\\Microsoft Office\\root\\Office16\\OUTLOOK.EXE",
-              "C:\\Program Files\\Microsoft Office\\root\\Office16\\EXCEL.EXE",
-              "C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE",
-              "C:\\Program Files (x86)\\Microsoft\\Edge\\Application\\msedge.exe",
-              "C:\\Windows\\explorer.exe", "C:\\Windows\\System32\\notepad.exe",
-              "C:\\Windows\\System32\\cmd.exe",
-              "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
-              "C:\\Program Files\\7-Zip\\7zFM.exe"]
-SYSTEM_PROCS = ["C:\\Windows\\System32\\svchost.exe", "C:\\Windows\\System32\\conhost.exe",
-                "C:\\Windows\\System32\\taskhostw.exe", "C:\\Windows\\System32\\wbem\\WmiPrvSE.exe",
-                "C:\\Windows\\System32\\backgroundTaskHost.exe",
-                "C:\\Windows\\System32\\RuntimeBroker.exe", "C:\\Windows\\System32\\dllhost.exe"]
-SERVICES = ["Windows Update", "Background Intelligent Transfer Service", "Print Spooler",
-            "Windows Time", "WinHTTP Web Proxy Auto-Discovery Service", "Windows Modules Installer",
-            "Software Protection", "Windows Defender Antivirus Service", "Volume Shadow Copy",
-            "Microsoft Software Shadow Copy Provider", "Network List Service", "DNS Client"]
+USER_PROCS = [
+    "C:\\Program Files\\Microsoft Office\\root\\Office16\\OUTLOOK.EXE",
+    "C:\\Program Files\\Microsoft Office\\root\\Office16\\EXCEL.EXE",
+    "C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE",
+    "C:\\Program Files (x86)\\Microsoft\\Edge\\Application\\msedge.exe",
+    "C:\\Windows\\explorer.exe",
+    "C:\\Windows\\System32\\notepad.exe",
+    "C:\\Windows\\System32\\cmd.exe",
+    "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
+    "C:\\Program Files\\7-Zip\\7zFM.exe",
+]
+SYSTEM_PROCS = [
+    "C:\\Windows\\System32\\svchost.exe",
+    "C:\\Windows\\System32\\conhost.exe",
+    "C:\\Windows\\System32\\taskhostw.exe",
+    "C:\\Windows\\System32\\wbem\\WmiPrvSE.exe",
+    "C:\\Windows\\System32\\backgroundTaskHost.exe",
+    "C:\\Windows\\System32\\RuntimeBroker.exe",
+    "C:\\Windows\\System32\\dllhost.exe",
+]
+SERVICES = [
+    "Windows Update",
+    "Background Intelligent Transfer Service",
+    "Print Spooler",
+    "Windows Time",
+    "WinHTTP Web Proxy Auto-Discovery Service",
+    "Windows Modules Installer",
+    "Software Protection",
+    "Windows Defender Antivirus Service",
+    "Volume Shadow Copy",
+    "Microsoft Software Shadow Copy Provider",
+    "Network List Service",
+    "DNS Client",
+]
 SHARES = ["Finance", "HR", "Projects", "Public", "Scans", "Engineering", "Sales", "IT$"]
-FILES = ["Q1-report.xlsx", "budget.xlsx", "minutes.docx", "contract.pdf", "roadmap.pptx",
-         "notes.txt", "invoice-{n}.pdf", "scan-{n}.pdf", "build-{n}.zip", "data-{n}.csv"]
-TASKS = ["UpdateOrchestrator\\Schedule Scan", "WindowsUpdate\\Scheduled Start",
-         "Defrag\\ScheduledDefrag", "Diagnosis\\Scheduled", "Time Synchronization\\SynchronizeTime",
-         "Application Experience\\ProgramDataUpdater"]
-SPNS = ["cifs/FS-{n}.corp.example", "HTTP/web-{n}.corp.example", "MSSQLSvc/sql-{n}.corp.example:1433",
-        "ldap/dc-{n}.corp.example", "host/wks-{n}.corp.example"]
+FILES = [
+    "Q1-report.xlsx",
+    "budget.xlsx",
+    "minutes.docx",
+    "contract.pdf",
+    "roadmap.pptx",
+    "notes.txt",
+    "invoice-{n}.pdf",
+    "scan-{n}.pdf",
+    "build-{n}.zip",
+    "data-{n}.csv",
+]
+TASKS = [
+    "UpdateOrchestrator\\Schedule Scan",
+    "WindowsUpdate\\Scheduled Start",
+    "Defrag\\ScheduledDefrag",
+    "Diagnosis\\Scheduled",
+    "Time Synchronization\\SynchronizeTime",
+    "Application Experience\\ProgramDataUpdater",
+]
+SPNS = [
+    "cifs/FS-{n}.corp.example",
+    "HTTP/web-{n}.corp.example",
+    "MSSQLSvc/sql-{n}.corp.example:1433",
+    "ldap/dc-{n}.corp.example",
+    "host/wks-{n}.corp.example",
+]
 DS_CLASSES = ["user", "group", "groupPolicyContainer", "computer", "organizationalUnit"]
 ATTRS = ["description", "member", "userAccountControl", "servicePrincipalName", "gPLink"]
-BAD_PROCS = ["C:\\Users\\Public\\svch0st.exe", "C:\\Windows\\Temp\\upd.exe",
-             "C:\\ProgramData\\rundll64.exe", "C:\\Users\\Public\\Libraries\\msupd.exe"]
+BAD_PROCS = [
+    "C:\\Users\\Public\\svch0st.exe",
+    "C:\\Windows\\Temp\\upd.exe",
+    "C:\\ProgramData\\rundll64.exe",
+    "C:\\Users\\Public\\Libraries\\msupd.exe",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,8 +532,14 @@ def fleet_hosts(config: FleetConfig) -> list[Host]:
     for r, role in enumerate(ROLES):
         width = 3 if role == "workstation" else 2
         for n in range(1, counts[role] + 1):
-            hosts.append(Host(f"{ROLE_PREFIX[role]}-{n:0{width}d}", role, len(hosts),
-                              f"10.{10 + r}.{n // 250}.{n % 250 + 1}"))
+            hosts.append(
+                Host(
+                    f"{ROLE_PREFIX[role]}-{n:0{width}d}",
+                    role,
+                    len(hosts),
+                    f"10.{10 + r}.{n // 250}.{n % 250 + 1}",
+                )
+            )
     return hosts
 
 
@@ -488,7 +605,11 @@ class _HostGen:
     def default(self, key: str) -> object:
         r = self.rng
         if key == "user":
-            return self.user if self.host.role == "workstation" and r.random() < 0.7 else r.choice(self.users)
+            return (
+                self.user
+                if self.host.role == "workstation" and r.random() < 0.7
+                else r.choice(self.users)
+            )
         if key in ("lid", "hid"):
             return f"{r.getrandbits(28):x}"
         if key == "pid":
@@ -512,21 +633,32 @@ class _HostGen:
         if key == "path":
             return r.choice(USER_PROCS if self.host.role == "workstation" else SYSTEM_PROCS)
         if key == "parent":
-            return "C:\\Windows\\explorer.exe" if r.random() < 0.5 else "C:\\Windows\\System32\\svchost.exe"
+            return (
+                "C:\\Windows\\explorer.exe"
+                if r.random() < 0.5
+                else "C:\\Windows\\System32\\svchost.exe"
+            )
         if key == "obj":
             share = r.choice(SHARES)
             return f"D:\\{share}\\" + r.choice(FILES).format(n=r.randrange(1, 999))
         if key == "rel":
             return r.choice(FILES).format(n=r.randrange(1, 999))
         if key == "access":
-            return r.choice(["ReadData (or ListDirectory)", "ReadAttributes", "WriteData (or AddFile)"])
+            return r.choice(
+                ["ReadData (or ListDirectory)", "ReadAttributes", "WriteData (or AddFile)"]
+            )
         if key == "app":
             return "\\device\\harddiskvolume2\\" + r.choice(SYSTEM_PROCS + USER_PROCS)[3:].lower()
         if key == "direction":
             return "Outbound"
         if key == "dst":
-            return r.choice([r.choice(self.fleet).ip, f"52.{r.randrange(96, 120)}.{r.randrange(256)}.{r.randrange(1, 255)}",
-                             f"13.{r.randrange(64, 108)}.{r.randrange(256)}.{r.randrange(1, 255)}"])
+            return r.choice(
+                [
+                    r.choice(self.fleet).ip,
+                    f"52.{r.randrange(96, 120)}.{r.randrange(256)}.{r.randrange(1, 255)}",
+                    f"13.{r.randrange(64, 108)}.{r.randrange(256)}.{r.randrange(1, 255)}",
+                ]
+            )
         if key == "dport":
             return r.choice([443, 443, 443, 80, 445, 389, 88, 135, 1433])
         if key == "svc":
@@ -536,8 +668,14 @@ class _HostGen:
         if key == "share":
             return r.choice(SHARES)
         if key == "key":
-            return r.choice(["Microsoft Connected Devices Platform device certificate",
-                             "TSSecKeySet1", "iisConfigurationKey", "NetFrameworkConfigurationKey"])
+            return r.choice(
+                [
+                    "Microsoft Connected Devices Platform device certificate",
+                    "TSSecKeySet1",
+                    "iisConfigurationKey",
+                    "NetFrameworkConfigurationKey",
+                ]
+            )
         if key == "guid":
             g = r.getrandbits(128)
             return f"{g >> 96:08x}-{g >> 80 & 0xFFFF:04x}-{g >> 64 & 0xFFFF:04x}-{g >> 48 & 0xFFFF:04x}-{g & (1 << 48) - 1:012x}"
@@ -570,8 +708,14 @@ class _HostGen:
     def gap(self, lo: float, hi: float) -> int:
         return int(self.rng.uniform(lo, hi))
 
-    def process(self, t: int, user: str | None = None, lid: str | None = None,
-                path: str | None = None, life: tuple[int, int] = (2 * SECOND, 20 * MINUTE)) -> int:
+    def process(
+        self,
+        t: int,
+        user: str | None = None,
+        lid: str | None = None,
+        path: str | None = None,
+        life: tuple[int, int] = (2 * SECOND, 20 * MINUTE),
+    ) -> int:
         """A process started now, exiting later (other events land in between)."""
         r = self.rng
         user = user or self.default("user")
@@ -583,11 +727,21 @@ class _HostGen:
         self.emit(end, "proc_exit", user=user, lid=lid, path=path, pid=pid)
         return end
 
-    def file_access(self, t: int, user: str | None = None, reads: tuple[int, int] = (1, 3),
-                    delete: bool = False, path: str | None = None) -> int:
+    def file_access(
+        self,
+        t: int,
+        user: str | None = None,
+        reads: tuple[int, int] = (1, 3),
+        delete: bool = False,
+        path: str | None = None,
+    ) -> int:
         r = self.rng
-        p = {"user": user or self.default("user"), "hid": self.default("hid"),
-             "obj": self.default("obj"), "path": path or self.default("path")}
+        p = {
+            "user": user or self.default("user"),
+            "hid": self.default("hid"),
+            "obj": self.default("obj"),
+            "path": path or self.default("path"),
+        }
         self.emit(t, "handle_req", **p)
         for _ in range(r.randint(*reads)):
             t += self.gap(2, 400)
@@ -599,18 +753,28 @@ class _HostGen:
         self.emit(t, "handle_close", **p)
         return t
 
-    def outbound(self, t: int, app: str | None = None, dst: str | None = None,
-                 dport: int | None = None) -> int:
-        p = {"app": app or self.default("app"), "pidd": self.default("pidd"),
-             "port": self.default("port")}
+    def outbound(
+        self, t: int, app: str | None = None, dst: str | None = None, dport: int | None = None
+    ) -> int:
+        p = {
+            "app": app or self.default("app"),
+            "pidd": self.default("pidd"),
+            "port": self.default("port"),
+        }
         self.emit(t, "wfp_bind", **p)
         t += self.gap(1, 40)
-        self.emit(t, "wfp_conn", **p, dst=dst or self.default("dst"), dport=dport or self.default("dport"))
+        self.emit(
+            t, "wfp_conn", **p, dst=dst or self.default("dst"), dport=dport or self.default("dport")
+        )
         return t
 
     def blocked(self, t: int, app: str | None = None, dst: str | None = None) -> int:
-        p = {"app": app or self.default("app"), "pidd": self.default("pidd"),
-             "port": self.default("port"), "dst": dst or self.default("dst")}
+        p = {
+            "app": app or self.default("app"),
+            "pidd": self.default("pidd"),
+            "port": self.default("port"),
+            "dst": dst or self.default("dst"),
+        }
         self.emit(t, "wfp_bind", **p)
         t += self.gap(1, 40)
         self.emit(t, "wfp_block", **p)
@@ -618,15 +782,30 @@ class _HostGen:
 
     def system_logon(self, t: int) -> int:
         lid = self.default("lid")
-        self.emit(t, "logon", ltype=5, user="SYSTEM", lid=lid, ip="-", src_host="-",
-                  lproc="Advapi", auth="Negotiate")
+        self.emit(
+            t,
+            "logon",
+            ltype=5,
+            user="SYSTEM",
+            lid=lid,
+            ip="-",
+            src_host="-",
+            lproc="Advapi",
+            auth="Negotiate",
+        )
         t += self.gap(0, 3)
         self.emit(t, "special_priv", user="SYSTEM", lid=lid)
         return t
 
-    def network_session(self, t: int, user: str | None = None, src: Host | None = None,
-                        length: tuple[int, int] = (2 * SECOND, 10 * MINUTE), admin: bool = False,
-                        body: Callable[[int, str, str], int] | None = None) -> int:
+    def network_session(
+        self,
+        t: int,
+        user: str | None = None,
+        src: Host | None = None,
+        length: tuple[int, int] = (2 * SECOND, 10 * MINUTE),
+        admin: bool = False,
+        body: Callable[[int, str, str], int] | None = None,
+    ) -> int:
         """Network logon (type 3), optional work, logoff later."""
         src = src or self.rng.choice(self.workstations)
         user = user or self.default("user")
@@ -652,7 +831,12 @@ class _HostGen:
         fmt = "%Y-%m-%dT%H:%M:%S.%f"
         before = datetime.fromtimestamp(t / 1000, UTC)
         after = datetime.fromtimestamp((t + self.rng.randrange(-900, 900)) / 1000, UTC)
-        self.emit(t, "time_change", prev=before.strftime(fmt)[:-3] + "Z", new=after.strftime(fmt)[:-3] + "Z")
+        self.emit(
+            t,
+            "time_change",
+            prev=before.strftime(fmt)[:-3] + "Z",
+            new=after.strftime(fmt)[:-3] + "Z",
+        )
 
     # -- activities by role --------------------------------------------------------------------
 
@@ -680,7 +864,9 @@ class _HostGen:
     def act_task(self, t: int) -> None:
         self.emit(t, "task_updated", user="SYSTEM")
         t += self.gap(50, 2_000)
-        self.process(t, user="SYSTEM", path="C:\\Windows\\System32\\taskhostw.exe", life=(SECOND, 5 * MINUTE))
+        self.process(
+            t, user="SYSTEM", path="C:\\Windows\\System32\\taskhostw.exe", life=(SECOND, 5 * MINUTE)
+        )
 
     def act_crypto(self, t: int) -> None:
         user = self.default("user")
@@ -698,37 +884,62 @@ class _HostGen:
         for _ in range(self.rng.randint(1, 3)):
             t += self.gap(200, 30 * SECOND)
             if t < end:
-                self.outbound(t, app="\\device\\harddiskvolume2\\users\\" + user + "\\teams.exe",
-                              dport=443)
+                self.outbound(
+                    t, app="\\device\\harddiskvolume2\\users\\" + user + "\\teams.exe", dport=443
+                )
 
     def act_runas(self, t: int) -> None:
         admin = self.rng.choice(ADMINS)
         self.emit(t, "explicit_creds", user=self.user, admin=admin)
         lid = self.default("lid")
         t += self.gap(5, 200)
-        self.emit(t, "logon", ltype=9, user=admin, lid=lid, ip="::1", src_host="-", lproc="seclogo", auth="Negotiate")
+        self.emit(
+            t,
+            "logon",
+            ltype=9,
+            user=admin,
+            lid=lid,
+            ip="::1",
+            src_host="-",
+            lproc="seclogo",
+            auth="Negotiate",
+        )
         t += self.gap(0, 3)
         self.emit(t, "special_priv", user=admin, lid=lid)
-        end = self.process(t + self.gap(10, 500), user=admin, lid=lid, path="C:\\Windows\\System32\\mmc.exe")
+        end = self.process(
+            t + self.gap(10, 500), user=admin, lid=lid, path="C:\\Windows\\System32\\mmc.exe"
+        )
         self.emit(end + self.gap(10, 2_000), "logoff", ltype=9, user=admin, lid=lid)
 
     def act_admin_logon(self, t: int) -> None:
         """IT reaching this host over the network (remote management), privileged."""
         admin = self.rng.choice(ADMINS)
-        self.network_session(t, user=admin, admin=True, length=(SECOND, 3 * MINUTE),
-                             body=lambda s, u, ip: self.process(s, user=u, path="C:\\Windows\\System32\\wbem\\WmiPrvSE.exe"))
+        self.network_session(
+            t,
+            user=admin,
+            admin=True,
+            length=(SECOND, 3 * MINUTE),
+            body=lambda s, u, ip: self.process(
+                s, user=u, path="C:\\Windows\\System32\\wbem\\WmiPrvSE.exe"
+            ),
+        )
 
     def act_logon_typo(self, t: int) -> None:
         """A mistyped password, then the right one (interactive, on a workstation)."""
         lid = self.default("lid")
-        self.emit(t, "logon_failed", ltype=2, user=self.user, ip="127.0.0.1", src_host=self.host.name)
+        self.emit(
+            t, "logon_failed", ltype=2, user=self.user, ip="127.0.0.1", src_host=self.host.name
+        )
         t += self.gap(3 * SECOND, 15 * SECOND)
         self.emit(t, "unlock", user=self.user, lid=lid)
         t += self.gap(1, 20)
-        self.emit(t, "logon", ltype=7, user=self.user, lid=lid, ip="127.0.0.1", src_host=self.host.name)
+        self.emit(
+            t, "logon", ltype=7, user=self.user, lid=lid, ip="127.0.0.1", src_host=self.host.name
+        )
 
     def act_smb_session(self, t: int) -> None:
         """A user on a share: logon, share access, some files, logoff minutes later."""
+
         def body(s: int, user: str, ip: str) -> int:
             share = self.default("share")
             self.emit(s, "share_access", user=user, ip=ip, share=share)
@@ -757,7 +968,9 @@ class _HostGen:
         user = self.rng.choice(self.users)
         self.emit(t, "cred_validate", user=user, src_host=src.name)
         if self.rng.random() < 0.5:
-            self.network_session(t + self.gap(1, 30), user=user, src=src, length=(SECOND, 30 * SECOND))
+            self.network_session(
+                t + self.gap(1, 30), user=user, src=src, length=(SECOND, 30 * SECOND)
+            )
 
     def act_sysvol(self, t: int) -> None:
         src = self.rng.choice(self.workstations)
@@ -782,13 +995,16 @@ class _HostGen:
     def act_ntlm_fail(self, t: int) -> None:
         user, src = self.rng.choice(self.users), self.rng.choice(self.workstations)
         self.emit(t, "cred_validate_failed", user=user, src_host=src.name)
-        self.emit(t + self.gap(2 * SECOND, 20 * SECOND), "cred_validate", user=user, src_host=src.name)
+        self.emit(
+            t + self.gap(2 * SECOND, 20 * SECOND), "cred_validate", user=user, src_host=src.name
+        )
 
     def act_net_logon_failed(self, t: int) -> None:
         user, src = self.rng.choice(self.users), self.rng.choice(self.workstations)
         self.emit(t, "logon_failed", ltype=3, user=user, ip=src.ip, src_host=src.name)
-        self.network_session(t + self.gap(2 * SECOND, 20 * SECOND), user=user, src=src,
-                             length=(SECOND, 60 * SECOND))
+        self.network_session(
+            t + self.gap(2 * SECOND, 20 * SECOND), user=user, src=src, length=(SECOND, 60 * SECOND)
+        )
 
     def act_net_logon(self, t: int) -> None:
         self.network_session(t, length=(200, 60 * SECOND))
@@ -805,21 +1021,42 @@ class _HostGen:
         """A client calling the web application: an inbound connection, sometimes a logon."""
         r = self.rng
         src = r.choice(self.workstations)
-        self.emit(t, "wfp_conn", app="\\device\\harddiskvolume2\\windows\\system32\\inetsrv\\w3wp.exe",
-                  direction="Inbound", dst=self.host.ip, dport=443, ip_local=src.ip)
+        self.emit(
+            t,
+            "wfp_conn",
+            app="\\device\\harddiskvolume2\\windows\\system32\\inetsrv\\w3wp.exe",
+            direction="Inbound",
+            dst=self.host.ip,
+            dport=443,
+            ip_local=src.ip,
+        )
         if r.random() < 0.4:
-            self.network_session(t + self.gap(1, 50), user=r.choice(self.users), src=src,
-                                 length=(100, 5 * SECOND))
+            self.network_session(
+                t + self.gap(1, 50), user=r.choice(self.users), src=src, length=(100, 5 * SECOND)
+            )
         if r.random() < 0.5:
-            self.outbound(t + self.gap(5, 200), app="\\device\\harddiskvolume2\\windows\\system32\\inetsrv\\w3wp.exe",
-                          dst=r.choice(self.sqls).ip, dport=1433)
+            self.outbound(
+                t + self.gap(5, 200),
+                app="\\device\\harddiskvolume2\\windows\\system32\\inetsrv\\w3wp.exe",
+                dst=r.choice(self.sqls).ip,
+                dport=1433,
+            )
 
     def act_db_session(self, t: int) -> None:
         r = self.rng
         web = r.choice(self.webs)
-        self.emit(t, "wfp_conn", app="\\device\\harddiskvolume2\\program files\\microsoft sql server\\mssql15.mssqlserver\\mssql\\binn\\sqlservr.exe",
-                  direction="Inbound", dst=self.host.ip, dport=1433, ip_local=web.ip)
-        self.network_session(t + self.gap(1, 30), user="svc_web", src=web, length=(SECOND, 20 * MINUTE))
+        self.emit(
+            t,
+            "wfp_conn",
+            app="\\device\\harddiskvolume2\\program files\\microsoft sql server\\mssql15.mssqlserver\\mssql\\binn\\sqlservr.exe",
+            direction="Inbound",
+            dst=self.host.ip,
+            dport=1433,
+            ip_local=web.ip,
+        )
+        self.network_session(
+            t + self.gap(1, 30), user="svc_web", src=web, length=(SECOND, 20 * MINUTE)
+        )
 
     def act_audit_policy(self, t: int) -> None:
         self.emit(t, "audit_policy_obj")
@@ -831,13 +1068,25 @@ class _HostGen:
         n = self.rng.randint(40, 140)
         for _ in range(n):
             t += self.gap(200, 3_000)
-            self.process(t, user="SYSTEM", path=self.rng.choice(["C:\\Windows\\System32\\msiexec.exe",
-                                                                   "C:\\Windows\\ccmcache\\setup.exe",
-                                                                   "C:\\Windows\\System32\\conhost.exe"]),
-                         life=(200, 20 * SECOND))
+            self.process(
+                t,
+                user="SYSTEM",
+                path=self.rng.choice(
+                    [
+                        "C:\\Windows\\System32\\msiexec.exe",
+                        "C:\\Windows\\ccmcache\\setup.exe",
+                        "C:\\Windows\\System32\\conhost.exe",
+                    ]
+                ),
+                life=(200, 20 * SECOND),
+            )
             if self.rng.random() < 0.3:
-                self.file_access(t + self.gap(5, 100), user="SYSTEM", reads=(1, 2),
-                                 path="C:\\Windows\\System32\\msiexec.exe")
+                self.file_access(
+                    t + self.gap(5, 100),
+                    user="SYSTEM",
+                    reads=(1, 2),
+                    path="C:\\Windows\\System32\\msiexec.exe",
+                )
 
     def ep_bulk_copy(self, t: int) -> None:
         """Someone copies a folder: a burst of file handles on a file server."""
@@ -884,30 +1133,59 @@ class _HostGen:
         t = day_start + self.gap(7.4 * HOUR, 9.8 * HOUR)
         off = day_start + self.gap(16 * HOUR, 19 * HOUR)
         if r.random() < 0.08:  # a typo first
-            self.emit(t, "logon_failed", ltype=2, user=user, ip="127.0.0.1", src_host=self.host.name)
+            self.emit(
+                t, "logon_failed", ltype=2, user=user, ip="127.0.0.1", src_host=self.host.name
+            )
             t += self.gap(3 * SECOND, 20 * SECOND)
-        self.emit(t, "logon", ltype=2, user=user, lid=lid, ip="127.0.0.1", src_host=self.host.name,
-                  lproc="User32", auth="Negotiate")
+        self.emit(
+            t,
+            "logon",
+            ltype=2,
+            user=user,
+            lid=lid,
+            ip="127.0.0.1",
+            src_host=self.host.name,
+            lproc="User32",
+            auth="Negotiate",
+        )
         if r.random() < 0.3:  # local admins get 4672 too
             self.emit(t + self.gap(0, 3), "special_priv", user=user, lid=lid)
-        self.process(t + self.gap(300, 3_000), user=user, lid=lid, path="C:\\Windows\\explorer.exe",
-                     life=(off - t, off - t + 1))
+        self.process(
+            t + self.gap(300, 3_000),
+            user=user,
+            lid=lid,
+            path="C:\\Windows\\explorer.exe",
+            life=(off - t, off - t + 1),
+        )
         for _ in range(r.randint(2, 6)):
             lock = t + self.gap(0, off - t)
             back = lock + self.gap(2 * MINUTE, 70 * MINUTE)
             if back < off:
                 self.emit(lock, "lock", user=user, lid=lid)
                 self.emit(back, "unlock", user=user, lid=lid)
-                self.emit(back + self.gap(1, 20), "logon", ltype=7, user=user, lid=self.default("lid"),
-                          ip="127.0.0.1", src_host=self.host.name, lproc="User32", auth="Negotiate")
+                self.emit(
+                    back + self.gap(1, 20),
+                    "logon",
+                    ltype=7,
+                    user=user,
+                    lid=self.default("lid"),
+                    ip="127.0.0.1",
+                    src_host=self.host.name,
+                    lproc="User32",
+                    auth="Negotiate",
+                )
         self.emit(off, "user_logoff", user=user, lid=lid)
         self.emit(off + self.gap(5, 400), "logoff", ltype=2, user=user, lid=lid)
 
     def reboot(self, t: int) -> None:
         """Patch night: the update installs, the log service stops, the host boots again."""
         r = self.rng
-        end = self.process(t, user="SYSTEM", path="C:\\Windows\\servicing\\TiWorker.exe",
-                           life=(2 * MINUTE, 12 * MINUTE))
+        end = self.process(
+            t,
+            user="SYSTEM",
+            path="C:\\Windows\\servicing\\TiWorker.exe",
+            life=(2 * MINUTE, 12 * MINUTE),
+        )
         self.emit(t + self.gap(100, 2_000), "svc_running", svc="Windows Modules Installer")
         t = end + self.gap(SECOND, 20 * SECOND)
         self.emit(t, "svc_stopped", svc="Windows Modules Installer")
@@ -925,33 +1203,68 @@ class _HostGen:
 
     def backup(self, t: int) -> None:
         lid = self.default("lid")
-        self.emit(t, "logon", ltype=5, user="svc_backup", lid=lid, ip="-", src_host="-",
-                  lproc="Advapi", auth="Negotiate")
+        self.emit(
+            t,
+            "logon",
+            ltype=5,
+            user="svc_backup",
+            lid=lid,
+            ip="-",
+            src_host="-",
+            lproc="Advapi",
+            auth="Negotiate",
+        )
         self.emit(t + self.gap(0, 3), "special_priv", user="svc_backup", lid=lid)
-        end = self.process(t + self.gap(100, 2_000), user="svc_backup", lid=lid,
-                           path="C:\\Windows\\System32\\wbengine.exe", life=(15 * MINUTE, 40 * MINUTE))
+        end = self.process(
+            t + self.gap(100, 2_000),
+            user="svc_backup",
+            lid=lid,
+            path="C:\\Windows\\System32\\wbengine.exe",
+            life=(15 * MINUTE, 40 * MINUTE),
+        )
         self.emit(t + self.gap(2 * SECOND, 10 * SECOND), "svc_running", svc="Volume Shadow Copy")
         s = t + 15 * SECOND
         while s < end - MINUTE:
-            s = self.file_access(s, user="svc_backup", reads=(1, 1),
-                                 path="C:\\Windows\\System32\\wbengine.exe") + self.gap(2 * SECOND, 25 * SECOND)
+            s = self.file_access(
+                s, user="svc_backup", reads=(1, 1), path="C:\\Windows\\System32\\wbengine.exe"
+            ) + self.gap(2 * SECOND, 25 * SECOND)
         self.emit(end + self.gap(SECOND, 10 * SECOND), "svc_stopped", svc="Volume Shadow Copy")
-        self.emit(end + self.gap(10 * SECOND, 30 * SECOND), "logoff", ltype=5, user="svc_backup", lid=lid)
+        self.emit(
+            end + self.gap(10 * SECOND, 30 * SECOND), "logoff", ltype=5, user="svc_backup", lid=lid
+        )
 
     def db_maintenance(self, t: int) -> None:
-        end = self.process(t, user="svc_sql", path="C:\\Program Files\\Microsoft SQL Server\\MSSQL15\\MSSQL\\Binn\\SQLAGENT.EXE",
-                           life=(10 * MINUTE, 25 * MINUTE))
+        end = self.process(
+            t,
+            user="svc_sql",
+            path="C:\\Program Files\\Microsoft SQL Server\\MSSQL15\\MSSQL\\Binn\\SQLAGENT.EXE",
+            life=(10 * MINUTE, 25 * MINUTE),
+        )
         s = t + 5 * SECOND
         while s < end - MINUTE:
-            s = self.file_access(s, user="svc_sql", reads=(1, 4), path="C:\\Program Files\\Microsoft SQL Server\\MSSQL15\\MSSQL\\Binn\\sqlservr.exe")
+            s = self.file_access(
+                s,
+                user="svc_sql",
+                reads=(1, 4),
+                path="C:\\Program Files\\Microsoft SQL Server\\MSSQL15\\MSSQL\\Binn\\sqlservr.exe",
+            )
             s += self.gap(SECOND, 12 * SECOND)
 
     def defender_scan(self, t: int) -> None:
-        end = self.process(t, user="SYSTEM", path="C:\\ProgramData\\Microsoft\\Windows Defender\\Platform\\MpCmdRun.exe",
-                           life=(3 * MINUTE, 12 * MINUTE))
+        end = self.process(
+            t,
+            user="SYSTEM",
+            path="C:\\ProgramData\\Microsoft\\Windows Defender\\Platform\\MpCmdRun.exe",
+            life=(3 * MINUTE, 12 * MINUTE),
+        )
         s = t + SECOND
         while s < end:
-            s = self.file_access(s, user="SYSTEM", reads=(1, 1), path="C:\\ProgramData\\Microsoft\\Windows Defender\\Platform\\MsMpEng.exe")
+            s = self.file_access(
+                s,
+                user="SYSTEM",
+                reads=(1, 1),
+                path="C:\\ProgramData\\Microsoft\\Windows Defender\\Platform\\MsMpEng.exe",
+            )
             s += self.gap(2 * SECOND, 30 * SECOND)
 
     def gpo_refresh(self, t: int) -> None:
@@ -959,8 +1272,12 @@ class _HostGen:
         app = "\\device\\harddiskvolume2\\windows\\system32\\svchost.exe"
         t = self.outbound(t, app=app, dst=dc.ip, dport=389)
         t = self.outbound(t + self.gap(10, 300), app=app, dst=dc.ip, dport=445)
-        self.file_access(t + self.gap(10, 300), user="SYSTEM", reads=(1, 2),
-                         path="C:\\Windows\\System32\\svchost.exe")
+        self.file_access(
+            t + self.gap(10, 300),
+            user="SYSTEM",
+            reads=(1, 2),
+            path="C:\\Windows\\System32\\svchost.exe",
+        )
 
     def scheduled(self, t0: int, t1: int) -> None:
         """Recurring legitimate work between t0 and t1 (the whole history and test period)."""
@@ -989,10 +1306,19 @@ class _HostGen:
             t = t0 + self.gap(0, 29 * HOUR)
             while t < t1:  # app pool recycling every 29 hours
                 old = self.default("pid")
-                self.process(t, user="svc_web", path="C:\\Windows\\System32\\inetsrv\\w3wp.exe",
-                             life=(29 * HOUR, 29 * HOUR + MINUTE))
-                self.emit(t + self.gap(SECOND, 90 * SECOND), "proc_exit", user="svc_web",
-                          path="C:\\Windows\\System32\\inetsrv\\w3wp.exe", pid=old)
+                self.process(
+                    t,
+                    user="svc_web",
+                    path="C:\\Windows\\System32\\inetsrv\\w3wp.exe",
+                    life=(29 * HOUR, 29 * HOUR + MINUTE),
+                )
+                self.emit(
+                    t + self.gap(SECOND, 90 * SECOND),
+                    "proc_exit",
+                    user="svc_web",
+                    path="C:\\Windows\\System32\\inetsrv\\w3wp.exe",
+                    pid=old,
+                )
                 t += 29 * HOUR
         day = 0
         while t0 + day * DAY < t1:
@@ -1014,27 +1340,70 @@ class _HostGen:
 
     MIX: dict[str, dict[str, tuple[float, float]]] = {
         # activity -> (weight on the first day, weight on the last): the mix drifts.
-        "workstation": {"process": (5, 5), "file_read": (4, 2.5), "file_delete": (0.5, 0.4),
-                        "outbound": (5, 8), "blocked": (0.6, 0.6), "system_logon": (2, 2),
-                        "service_restart": (0.3, 0.3), "task": (0.8, 0.8), "crypto": (0.8, 0.8),
-                        "runas": (0.08, 0.08), "admin_logon": (0.1, 0.1), "logon_typo": (0.2, 0.2),
-                        "new_app": (0.0, 2.0)},
-        "fileserver": {"smb_session": (6, 6), "file_read": (4, 3), "file_delete": (1, 1),
-                       "outbound": (2, 2.5), "system_logon": (2, 2), "process": (1, 1),
-                       "audit_policy": (0.05, 0.05), "service_restart": (0.2, 0.2),
-                       "crypto": (0.3, 0.3), "admin_logon": (0.15, 0.15)},
-        "controller": {"kerberos": (8, 9), "ntlm": (3, 2), "net_logon": (3, 3), "sysvol": (2, 2),
-                       "ds_read": (2, 2), "preauth_typo": (0.6, 0.6), "ntlm_fail": (0.4, 0.3),
-                       "net_logon_failed": (0.3, 0.3), "ds_modify": (0.1, 0.1), "outbound": (1, 1),
-                       "system_logon": (1, 1), "process": (0.5, 0.5),
-                       "service_restart": (0.1, 0.1), "admin_logon": (0.1, 0.1)},
-        "webserver": {"app_conn": (8, 10), "outbound": (3, 3), "process": (1, 1),
-                      "system_logon": (2, 2), "file_read": (1, 1), "blocked": (0.3, 0.3),
-                      "service_restart": (0.1, 0.1), "crypto": (0.3, 0.3),
-                      "admin_logon": (0.1, 0.1)},
-        "sqlserver": {"db_session": (6, 6), "outbound": (1, 1), "file_read": (2, 2.5),
-                      "system_logon": (1.5, 1.5), "process": (0.5, 0.5), "crypto": (0.3, 0.3),
-                      "service_restart": (0.1, 0.1), "admin_logon": (0.15, 0.15)},
+        "workstation": {
+            "process": (5, 5),
+            "file_read": (4, 2.5),
+            "file_delete": (0.5, 0.4),
+            "outbound": (5, 8),
+            "blocked": (0.6, 0.6),
+            "system_logon": (2, 2),
+            "service_restart": (0.3, 0.3),
+            "task": (0.8, 0.8),
+            "crypto": (0.8, 0.8),
+            "runas": (0.08, 0.08),
+            "admin_logon": (0.1, 0.1),
+            "logon_typo": (0.2, 0.2),
+            "new_app": (0.0, 2.0),
+        },
+        "fileserver": {
+            "smb_session": (6, 6),
+            "file_read": (4, 3),
+            "file_delete": (1, 1),
+            "outbound": (2, 2.5),
+            "system_logon": (2, 2),
+            "process": (1, 1),
+            "audit_policy": (0.05, 0.05),
+            "service_restart": (0.2, 0.2),
+            "crypto": (0.3, 0.3),
+            "admin_logon": (0.15, 0.15),
+        },
+        "controller": {
+            "kerberos": (8, 9),
+            "ntlm": (3, 2),
+            "net_logon": (3, 3),
+            "sysvol": (2, 2),
+            "ds_read": (2, 2),
+            "preauth_typo": (0.6, 0.6),
+            "ntlm_fail": (0.4, 0.3),
+            "net_logon_failed": (0.3, 0.3),
+            "ds_modify": (0.1, 0.1),
+            "outbound": (1, 1),
+            "system_logon": (1, 1),
+            "process": (0.5, 0.5),
+            "service_restart": (0.1, 0.1),
+            "admin_logon": (0.1, 0.1),
+        },
+        "webserver": {
+            "app_conn": (8, 10),
+            "outbound": (3, 3),
+            "process": (1, 1),
+            "system_logon": (2, 2),
+            "file_read": (1, 1),
+            "blocked": (0.3, 0.3),
+            "service_restart": (0.1, 0.1),
+            "crypto": (0.3, 0.3),
+            "admin_logon": (0.1, 0.1),
+        },
+        "sqlserver": {
+            "db_session": (6, 6),
+            "outbound": (1, 1),
+            "file_read": (2, 2.5),
+            "system_logon": (1.5, 1.5),
+            "process": (0.5, 0.5),
+            "crypto": (0.3, 0.3),
+            "service_restart": (0.1, 0.1),
+            "admin_logon": (0.15, 0.15),
+        },
     }
     # episode -> expected number per host-day, by role
     EPISODES: dict[str, dict[str, float]] = {
@@ -1174,18 +1543,38 @@ def _inject(gen: _HostGen, plan: _Plan) -> tuple[str, str]:
                 gen.emit(t, "logon_failed", ltype=3, user=user, ip=src, src_host="-")
                 t += gen.gap(300, 3_000)
             lid = gen.default("lid")
-            gen.emit(t, "logon", ltype=3, user=user, lid=lid, ip=src, src_host="-", lproc="NtLmSsp", auth="NTLM")
+            gen.emit(
+                t,
+                "logon",
+                ltype=3,
+                user=user,
+                lid=lid,
+                ip=src,
+                src_host="-",
+                lproc="NtLmSsp",
+                auth="NTLM",
+            )
             gen.emit(t + gen.gap(0, 3), "special_priv", user=user, lid=lid)
-            gen.process(t + gen.gap(200, 3_000), user=user, lid=lid,
-                        path="C:\\Windows\\System32\\cmd.exe", life=(5 * SECOND, 60 * SECOND))
-            return "failures_then_success", f"{n} failed logons for {user} from {src} in a burst, then a privileged logon"
+            gen.process(
+                t + gen.gap(200, 3_000),
+                user=user,
+                lid=lid,
+                path="C:\\Windows\\System32\\cmd.exe",
+                life=(5 * SECOND, 60 * SECOND),
+            )
+            return (
+                "failures_then_success",
+                f"{n} failed logons for {user} from {src} in a burst, then a privileged logon",
+            )
         if plan.kind == "unseen_event":
             name = r.choice(UNSEEN_EVENT_NAMES)
             user, lid = r.choice(ADMINS), gen.default("lid")
-            tool = {"log_cleared": "C:\\Windows\\System32\\wevtutil.exe",
-                    "user_created": "C:\\Windows\\System32\\net.exe",
-                    "service_installed": "C:\\Windows\\System32\\sc.exe",
-                    "task_created": "C:\\Windows\\System32\\schtasks.exe"}[name]
+            tool = {
+                "log_cleared": "C:\\Windows\\System32\\wevtutil.exe",
+                "user_created": "C:\\Windows\\System32\\net.exe",
+                "service_installed": "C:\\Windows\\System32\\sc.exe",
+                "task_created": "C:\\Windows\\System32\\schtasks.exe",
+            }[name]
             gen.emit(t, "proc_start", user=user, lid=lid, path=tool, pid=gen.default("pid"))
             t += gen.gap(50, 2_000)
             gen.emit(t, name, user=user, lid=lid)
@@ -1197,16 +1586,41 @@ def _inject(gen: _HostGen, plan: _Plan) -> tuple[str, str]:
             user, lid = r.choice(ADMINS + gen.users[:10]), gen.default("lid")
             if r.random() < 0.5:
                 gen.emit(t, "special_priv", user=user, lid=lid)
-                gen.process(t + gen.gap(50, 1_000), user=user, lid=lid, path="C:\\Windows\\System32\\cmd.exe",
-                            life=(2 * SECOND, 30 * SECOND))
-                gen.file_access(t + gen.gap(1_000, 5_000), user=user, reads=(1, 1), delete=True,
-                                path="C:\\Windows\\System32\\cmd.exe")
-                return "privileges_without_logon", f"4672 for {user} with no logon before it, then a delete"
+                gen.process(
+                    t + gen.gap(50, 1_000),
+                    user=user,
+                    lid=lid,
+                    path="C:\\Windows\\System32\\cmd.exe",
+                    life=(2 * SECOND, 30 * SECOND),
+                )
+                gen.file_access(
+                    t + gen.gap(1_000, 5_000),
+                    user=user,
+                    reads=(1, 1),
+                    delete=True,
+                    path="C:\\Windows\\System32\\cmd.exe",
+                )
+                return (
+                    "privileges_without_logon",
+                    f"4672 for {user} with no logon before it, then a delete",
+                )
             for name in ("logoff", "user_logoff", "special_priv", "logon"):
-                gen.emit(t, name, user=user, lid=lid, ltype=2, ip="127.0.0.1", src_host=gen.host.name,
-                         lproc="User32", auth="Negotiate")
+                gen.emit(
+                    t,
+                    name,
+                    user=user,
+                    lid=lid,
+                    ltype=2,
+                    ip="127.0.0.1",
+                    src_host=gen.host.name,
+                    lproc="User32",
+                    auth="Negotiate",
+                )
                 t += gen.gap(1, 400)
-            return "session_reversed", f"a session of {user} logged backwards: 4634, 4647, 4672, 4624"
+            return (
+                "session_reversed",
+                f"a session of {user} logged backwards: 4634, 4647, 4672, 4624",
+            )
         if plan.kind == "beacon":
             app = "\\device\\harddiskvolume2\\" + r.choice(BAD_PROCS)[3:].lower()
             dst = f"{r.choice([45, 91, 185, 193])}.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}"
@@ -1217,17 +1631,34 @@ def _inject(gen: _HostGen, plan: _Plan) -> tuple[str, str]:
                 gen.emit(t + gen.gap(1, 20), "wfp_conn", app=app, pidd=pidd, dst=dst, dport=443)
                 t += every + gen.gap(-300, 300)
                 beats += 1
-            return f"every_{every // SECOND}s", f"{beats} connections to {dst}:443 every {every // SECOND} s"
+            return (
+                f"every_{every // SECOND}s",
+                f"{beats} connections to {dst}:443 every {every // SECOND} s",
+            )
         if plan.kind == "host_quiet":
             return "silent", f"no events for {plan.length_ms / HOUR:.1f} h"
         if plan.kind == "event_storm":
             n = r.randint(200, 600)
             seconds = r.randint(5, 30)
-            choice = r.choice(["obj_access", "wfp_conn", "proc_start", "logoff", "service_ticket"
-                               if gen.host.role == "controller" else "handle_close"])
-            fixed = {"user": r.choice(gen.users), "lid": gen.default("lid"), "hid": gen.default("hid"),
-                     "path": gen.default("path"), "pid": gen.default("pid"), "app": gen.default("app"),
-                     "pidd": gen.default("pidd"), "obj": gen.default("obj")}
+            choice = r.choice(
+                [
+                    "obj_access",
+                    "wfp_conn",
+                    "proc_start",
+                    "logoff",
+                    "service_ticket" if gen.host.role == "controller" else "handle_close",
+                ]
+            )
+            fixed = {
+                "user": r.choice(gen.users),
+                "lid": gen.default("lid"),
+                "hid": gen.default("hid"),
+                "path": gen.default("path"),
+                "pid": gen.default("pid"),
+                "app": gen.default("app"),
+                "pidd": gen.default("pidd"),
+                "obj": gen.default("obj"),
+            }
             step = seconds * SECOND / n
             for i in range(n):
                 gen.emit(t + int(i * step), choice, **fixed)
@@ -1278,8 +1709,14 @@ def host_documents(
     for e in events:
         eid, severity, _ = EVENTS[e.name]
         uid = _uuid_hex(uuid_rng)
-        doc = {"_zl_timestamp": str(e.t), "log_uuid": uid, "SEVERITY": severity,
-               "HOSTNAME": host.name, "EVENTID": eid, "MESSAGE": e.message}
+        doc = {
+            "_zl_timestamp": str(e.t),
+            "log_uuid": uid,
+            "SEVERITY": severity,
+            "HOSTNAME": host.name,
+            "EVENTID": eid,
+            "MESSAGE": e.message,
+        }
         (train if e.t < config.train_end_ms else test).append(doc)
         if e.incident >= 0:
             members.setdefault(e.incident, []).append((e.t, uid))
@@ -1301,8 +1738,11 @@ def host_documents(
             got = members.get(plan_id, [])
             start, end = (got[0][0], got[-1][0]) if got else (plan.at_ms, plan.at_ms)
             uuids = [u for _, u in got]
-        incidents.append(InjectedIncident(plan_id, plan.kind, variant, host.name.lower(),
-                                          description, start, end, uuids))
+        incidents.append(
+            InjectedIncident(
+                plan_id, plan.kind, variant, host.name.lower(), description, start, end, uuids
+            )
+        )
     return train, test, incidents
 
 
@@ -1336,7 +1776,9 @@ class FleetData:
         }
 
 
-def iter_fleet(config: FleetConfig) -> Iterator[tuple[Host, list[dict], list[dict], list[InjectedIncident]]]:
+def iter_fleet(
+    config: FleetConfig,
+) -> Iterator[tuple[Host, list[dict], list[dict], list[InjectedIncident]]]:
     hosts = fleet_hosts(config)
     plans = plan_incidents(config, hosts)
     for host in hosts:
@@ -1356,6 +1798,7 @@ def write_fleet(config: FleetConfig, out_dir: Path) -> FleetData:
         def dumps(doc: dict) -> bytes:
             return orjson.dumps(doc)
     except ImportError:  # the generator runs without the project's virtualenv too
+
         def dumps(doc: dict) -> bytes:
             return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -1397,8 +1840,11 @@ def write_fleet(config: FleetConfig, out_dir: Path) -> FleetData:
         unseen_normal_test_keys=sorted(f"{e}:{s}" for e, s in test_keys - train_keys),
         seconds=time.perf_counter() - started,
     )
-    labels_path.write_text(json.dumps({"summary": data.summary(),
-                                       "incidents": [i.to_json() for i in incidents]}, indent=1))
+    labels_path.write_text(
+        json.dumps(
+            {"summary": data.summary(), "incidents": [i.to_json() for i in incidents]}, indent=1
+        )
+    )
     return data
 
 
@@ -1418,7 +1864,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, help="days of training history")
     parser.add_argument("--test-hours", type=int, help="hours of test period after the history")
     parser.add_argument("--events-per-host-day", type=int, help="fleet-average events per host-day")
-    parser.add_argument("--incidents-per-kind", type=int, help="incidents of each kind (default 14 per 60 hosts)")
+    parser.add_argument(
+        "--incidents-per-kind", type=int, help="incidents of each kind (default 14 per 60 hosts)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
