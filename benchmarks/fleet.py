@@ -25,6 +25,7 @@ docs/fleet-benchmark.md.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -499,6 +500,24 @@ def table(results: list[SetResult], data: FleetData, source: str, meta: dict) ->
     return "\n".join(lines)
 
 
+def write_results(key: str, run: dict) -> None:
+    """Adds or replaces one run in the results file, keeping the others (locked: two runs may
+    finish at once)."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        try:
+            existing = json.loads(handle.read() or "{}")
+        except ValueError:
+            existing = {}
+        runs = existing.get("runs", {}) if isinstance(existing, dict) else {}
+        runs[key] = run
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"runs": dict(sorted(runs.items()))}, indent=1) + "\n")
+
+
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(
@@ -648,19 +667,10 @@ def main(argv: list[str] | None = None) -> int:
             print(text)
             print(f"\ntotal {meta['seconds_total']:.0f} s")
         if not args.no_write:
-            existing: dict = {}
-            if RESULTS.exists():
-                try:
-                    existing = json.loads(RESULTS.read_text())
-                except ValueError:
-                    existing = {}
-            runs = existing.get("runs", {}) if isinstance(existing, dict) else {}
-            runs[f"{args.preset}/seed-{config.seed}/{args.label}"] = {
-                **report,
-                "table": text.split("\n"),
-            }
-            RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            RESULTS.write_text(json.dumps({"runs": dict(sorted(runs.items()))}, indent=1) + "\n")
+            write_results(
+                f"{args.preset}/seed-{config.seed}/{args.label}",
+                {**report, "table": text.split("\n")},
+            )
         return 0
     finally:
         if args.keep is None:
