@@ -534,6 +534,14 @@ def _git_commit() -> str | None:
     return out.stdout.decode().strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def _active_manifest(model_dir: Path, model: str) -> dict:
+    version = (model_dir / model / "LATEST").read_text().strip()
+    try:
+        return json.loads((model_dir / model / version / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {"version": version}
+
+
 def _label(models: list[str]) -> str:
     return "+".join(models)
 
@@ -559,6 +567,12 @@ def main(argv: list[str] | None = None) -> int:
         "--epochs",
         type=int,
         help="passed to `sidecar train --epochs` (default: the product's own, SIDECAR_TRAIN_EPOCHS)",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --keep DIR of an earlier run of the same data: score the models already "
+        "trained there instead of training them again (train s shows as nan)",
     )
     parser.add_argument(
         "--keep", type=Path, help="keep the data, models and outputs in this directory"
@@ -594,6 +608,18 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = work / "models"
         trained: dict[str, Trained] = {}
         for model in dict.fromkeys(m for s in sets for m in s[2]):
+            if args.reuse and (model_dir / model / "LATEST").exists():
+                manifest = _active_manifest(model_dir, model)
+                summary = manifest.get("training") or {}
+                trained[model] = Trained(
+                    model,
+                    float("nan"),
+                    summary.get("epochs_run"),
+                    summary.get("distinct_windows"),
+                    manifest.get("version"),
+                )
+                say(f"reusing {model} {manifest.get('version')} from {model_dir} (not trained)")
+                continue
             say(f"training {model} ...")
             trained[model] = train(model, data, model_dir, work, args.epochs)
             t = trained[model]
@@ -625,6 +651,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
             "incidents": source,
             "train_epochs_option": args.epochs,
+            "reused_models": bool(args.reuse),
             "seconds_total": None,
         }
         meta["seconds_total"] = round(time.perf_counter() - started, 1)
