@@ -1,45 +1,73 @@
-"""Template mining for logs without an event id: a Drain-style fixed-depth parse tree.
+"""Template mining for logs without an event id: an online miner, one message at a time.
 
-Drain (He et al., ICWS'17) sends a message down a tree of fixed depth: first by its number of
-tokens, then by its first few tokens (tokens with digits go to a wildcard branch, so variable
-values do not split the tree), and at the leaf picks the cluster whose template shares the most
-tokens with it. Above a similarity threshold the message joins that cluster and the positions
-where they differ become `<*>`; otherwise it starts a new cluster.
+Each message is masked and split into tokens (`masking.py`: values recognised by their form
+become `<*>`). Messages with the same tokens are one *variant* of a statement, found by one
+dictionary look-up (and a cache keyed by the masked text, so the common case costs one regular
+expression and one look-up). A new variant joins a template that covers it (a template's
+learned wildcards match any token there, or none), or, when the evidence says a position
+varies, the templates it differs from in that one position are merged; otherwise it starts a
+template of its own.
 
-A cluster's id is a hash of the masked tokens it was created with, not a creation counter: two
-miners (two replicas, or one miner before and after a restart) that create a cluster from the
-same first message give it the same id, so their states can be merged by id (union of clusters,
-one template generalising both for an id they share). An id never changes once given, even as
-its template generalises. State is plain JSON (no pickle): the tree is rebuilt from the
-clusters' paths when loaded.
+The evidence (after Brain, Yu et al., IEEE TSC 2023: a column with many distinct values is a
+variable, one with few is part of the statement) is gathered in *slots* (`templates.py`):
+variants that agree everywhere but one place. A place that has held a masked value and
+something else, or `min_values` distinct words, is a variable; two words that each recur
+(FAILED and SUCCEEDED) stay two statements. A template's wildcard never counts as agreeing
+with a constant it has not learned, so `client SPP` does not join `client WindowsUpdateAgent`.
+
+Ids: a template's id is a hash of the tokens it was created from, the same on every miner
+(replicas, restarts). A template that generalises keeps its id. When templates are merged, the
+smallest id survives (the same on every miner, whatever order they learned in), and the others
+become aliases of it: an alias still finds its template, never another one. State is plain
+JSON with a format version; a state from an older miner is refused (`OutdatedMinerState`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import count
 
 import orjson
 
-__all__ = ["TemplateMiner", "TemplateCluster", "DEFAULT_MASKS", "WILDCARD", "template_id"]
+from sidecar.encoding.masking import WILDCARD, mask, tokens, variables
+from sidecar.encoding.templates import (
+    ANY,
+    SEP,
+    Slot,
+    covering_pattern,
+    generalise,
+    render,
+    slot_entries,
+    varies,
+)
 
-WILDCARD = "<*>"
-STATE_FORMAT = 2
+__all__ = [
+    "TemplateMiner",
+    "TemplateCluster",
+    "MinedEvent",
+    "OutdatedMinerState",
+    "WILDCARD",
+    "STATE_FORMAT",
+    "template_id",
+]
+
+# 3: masking, variants, slots and aliases (issue 15). 2: Drain's tree and similarity.
+STATE_FORMAT = 3
 # 48 bits: the odds that any two of 10,000 templates share an id are about 2 in 10 million,
 # and such a collision inside one miner is still resolved (see `_create`).
 ID_HEX_CHARS = 12
+MIN_VALUES = 3
+DEFAULT_MAX_CLUSTERS = 50_000
+# The cache of masked texts is only a shortcut: cleared when full, so a stream whose masked
+# texts never repeat (values the masks do not catch) cannot grow it without bound.
+CACHE_SIZE = 100_000
 
-# Variable parts masked before mining: they carry no meaning for the template and would
-# otherwise scatter one message type over many clusters. Order matters (most specific first).
-DEFAULT_MASKS: tuple[str, ...] = (
-    r"blk_-?\d+",  # HDFS block ids
-    r"(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?",  # IPv4 with an optional port
-    r"\b0x[0-9a-fA-F]+\b",  # hex values
-    r"(?<![A-Za-z0-9])[-+]?\d+(?:\.\d+)?(?![A-Za-z0-9])",  # stand-alone numbers
-)
+
+class OutdatedMinerState(ValueError):
+    """A state saved by an older miner: its ids cannot be reproduced by this one."""
 
 
 def template_id(tokens: Sequence[str], salt: int = 0) -> str:
@@ -54,189 +82,247 @@ class TemplateCluster:
     id: str
     tokens: list[str]
     size: int = 1
-    path: list[str] = field(default_factory=list)  # tree keys to its leaf, for reloading
+    seps: list[str] = field(default_factory=list)  # before each token, then after the last
 
     @property
     def template(self) -> str:
-        return " ".join(self.tokens)
+        if len(self.seps) != len(self.tokens) + 1:
+            return " ".join(WILDCARD if t == ANY else t for t in self.tokens)
+        return render(self.tokens, self.seps)
 
-    def covers(self, tokens: Sequence[str]) -> bool:
-        """Whether every position of `tokens` agrees with the template (a wildcard with any)."""
-        return len(tokens) == len(self.tokens) and all(
-            a in (WILDCARD, b) for a, b in zip(self.tokens, tokens, strict=True)
-        )
-
-    def generalise(self, tokens: Sequence[str]) -> bool:
-        """Turn the positions where `tokens` differ into wildcards; returns whether any did."""
-        merged = [a if a == b else WILDCARD for a, b in zip(self.tokens, tokens, strict=True)]
-        if merged == self.tokens:
-            return False
-        self.tokens = merged
-        return True
+    @property
+    def general(self) -> bool:
+        return ANY in self.tokens
 
 
-@dataclass
-class _Node:
-    children: dict[str, _Node] = field(default_factory=dict)
-    clusters: list[str] = field(default_factory=list)  # ids, at leaves only
+@dataclass(frozen=True, slots=True)
+class MinedEvent:
+    """What mining one message gives other detectors: its template's id and text, and the
+    values the masks took out of it, each with its class (number, ip, path, ...)."""
+
+    cluster_id: str
+    template: str
+    variables: list[tuple[str, str]]
 
 
 class TemplateMiner:
     def __init__(
-        self,
-        depth: int = 4,
-        similarity: float = 0.7,
-        max_children: int = 100,
-        masks: Sequence[str] = DEFAULT_MASKS,
+        self, min_values: int = MIN_VALUES, max_clusters: int = DEFAULT_MAX_CLUSTERS
     ) -> None:
-        if depth < 3:
-            raise ValueError("depth counts the root and the length layer: at least 3")
-        self.depth = depth
-        self.similarity = similarity
-        self.max_children = max_children
-        self.masks = tuple(masks)
-        self._patterns = [re.compile(m) for m in self.masks]
-        self._root = _Node()
+        if min_values < 2:
+            raise ValueError("min_values: at least 2 distinct words make a variable")
+        self.min_values = min_values
+        self.max_clusters = max_clusters
         self.clusters: dict[str, TemplateCluster] = {}
+        self.aliases: dict[str, str] = {}  # merged-away id -> the id that absorbed it
+        self.variants: dict[str, str] = {}  # SEP-joined tokens -> cluster id (maybe an alias)
         # Counts changes a saved state would show (a new cluster, a template generalised), so
         # a caller saves only when there is something to save: sizes alone change constantly.
         self.revision = 0
+        # Messages that found no template while the miner was full (see `max_clusters`).
+        self.overflowed = 0
+        self._cache: dict[str, str] = {}
+        self._slots: dict[Slot, dict[str, str]] = {}
+        self._general: dict[str, dict[str, re.Pattern[str]]] = {}  # first token -> id -> pattern
 
     # -- mining -----------------------------------------------------------------------------
     def tokens(self, message: str) -> list[str]:
-        for pattern in self._patterns:
-            message = pattern.sub(WILDCARD, message)
-        return message.split()
+        return tokens(mask(message))[0]
 
     def add(self, message: str) -> TemplateCluster:
         """Learn from `message`; returns the cluster it joined or started."""
-        tokens = self.tokens(message)
-        leaf, path = self._walk([str(len(tokens)), *self._keys(tokens)], create=True)
-        assert leaf is not None
-        best = self._best(leaf, tokens)
-        if best is None:
-            best = self._create(tokens, path, leaf)
-        elif best.generalise(tokens):
-            self.revision += 1
-        best.size += 1
-        return best
+        masked = mask(message)
+        cached = self._cache.get(masked)
+        cluster = self.clusters[cached] if cached is not None else self._learn(masked)
+        cluster.size += 1
+        return cluster
 
     def match(self, message: str) -> TemplateCluster | None:
         """The cluster `message` belongs to, without learning from it."""
-        tokens = self.tokens(message)
-        leaf = self._leaf(tokens, create=False)
-        return None if leaf is None else self._best(leaf, tokens)
+        masked = mask(message)
+        cached = self._cache.get(masked)
+        if cached is not None:
+            return self.clusters[cached]
+        words, _ = tokens(masked)
+        return self._find(words, SEP.join(words))
 
-    def _create(self, tokens: list[str], path: list[str], leaf: _Node) -> TemplateCluster:
+    def parse(self, message: str) -> MinedEvent | None:
+        """The cluster `message` belongs to, with its values, without learning from it."""
+        cluster = self.match(message)
+        if cluster is None:
+            return None
+        return MinedEvent(cluster.id, cluster.template, variables(message))
+
+    def resolve(self, cluster_id: str) -> str:
+        """The id a cluster's messages get now: itself, or the template it was merged into."""
+        while cluster_id in self.aliases:
+            cluster_id = self.aliases[cluster_id]
+        return cluster_id
+
+    @property
+    def full(self) -> bool:
+        return len(self.variants) >= self.max_clusters
+
+    def _find(self, words: list[str], key: str) -> TemplateCluster | None:
+        found = self.variants.get(key)
+        if found is not None:
+            return self.clusters[self.resolve(found)]
+        best: tuple[int, str] | None = None
+        text = key + SEP
+        for bucket in (self._general.get(words[0] if words else ""), self._general.get(ANY)):
+            for cluster_id, pattern in (bucket or {}).items():
+                if pattern.fullmatch(text):
+                    # The most specific template wins, then the smallest id: the same choice
+                    # on every miner holding the same templates.
+                    rank = (-self._constants(cluster_id), cluster_id)
+                    if best is None or rank < best:
+                        best = rank
+        return None if best is None else self.clusters[best[1]]
+
+    def _constants(self, cluster_id: str) -> int:
+        return sum(t not in (ANY, WILDCARD) for t in self.clusters[cluster_id].tokens)
+
+    def _learn(self, masked: str) -> TemplateCluster:
+        words, seps = tokens(masked)
+        key = SEP.join(words)
+        cluster = self._find(words, key)
+        if cluster is None:
+            cluster = self._overflow() if self.full else self._new_variant(words, seps, key)
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[masked] = cluster.id
+        return cluster
+
+    def _new_variant(self, words: list[str], seps: list[str], key: str) -> TemplateCluster:
+        entries = slot_entries(words)
+        merging: set[str] = set()
+        for slot, filler, context, beside in entries:
+            fillers = self._slots.get(slot)
+            if not fillers or filler in fillers:
+                continue
+            members = {f: self.resolve(c) for f, c in fillers.items()}
+            counts = {f: self.clusters[c].size for f, c in members.items()} | {filler: 1}
+            if varies(counts, beside, context, self.min_values):
+                merging.update(members.values())
+        if merging:
+            cluster = self._merge_into(sorted(merging), words, seps)
+        else:
+            cluster = self._create(words, seps)
+        self.variants[key] = cluster.id
+        self._register(entries, cluster.id)
+        return cluster
+
+    def _register(self, entries: Iterable[tuple[Slot, str, int, bool]], cid: str) -> None:
+        for slot, filler, _, _ in entries:
+            self._slots.setdefault(slot, {}).setdefault(filler, cid)
+
+    def _merge_into(self, ids: list[str], words: list[str], seps: list[str]) -> TemplateCluster:
+        """Generalise the smallest of `ids` to cover the others and `words`; the others become
+        its aliases."""
+        survivor = self.clusters[ids[0]]
+        merged_tokens, merged_seps = survivor.tokens, survivor.seps
+        for other in [*(self.clusters[i] for i in ids[1:]), None]:
+            theirs = (words, seps) if other is None else (other.tokens, other.seps)
+            merged_tokens, merged_seps = generalise(merged_tokens, merged_seps, *theirs)
+        for absorbed in ids[1:]:
+            gone = self.clusters.pop(absorbed)
+            survivor.size += gone.size
+            self.aliases[absorbed] = survivor.id
+            self._unindex(gone)
+        if ids[1:]:
+            self._cache.clear()  # cached ids of absorbed clusters
+        self._set_tokens(survivor, merged_tokens, merged_seps)
+        return survivor
+
+    def _set_tokens(self, cluster: TemplateCluster, tokens: list[str], seps: list[str]) -> None:
+        if tokens == cluster.tokens:
+            return
+        self._unindex(cluster)
+        cluster.tokens, cluster.seps = tokens, seps
+        self._index(cluster)
+        self.revision += 1
+
+    def _index(self, cluster: TemplateCluster) -> None:
+        if cluster.general:
+            first = cluster.tokens[0]
+            self._general.setdefault(first, {})[cluster.id] = covering_pattern(cluster.tokens)
+
+    def _unindex(self, cluster: TemplateCluster) -> None:
+        if cluster.general:
+            self._general.get(cluster.tokens[0], {}).pop(cluster.id, None)
+
+    def _create(self, words: list[str], seps: list[str]) -> TemplateCluster:
         for salt in count():
-            cluster_id = template_id(tokens, salt)
+            cluster_id = template_id(words, salt)
             existing = self.clusters.get(cluster_id)
-            if existing is None:
-                cluster = TemplateCluster(cluster_id, list(tokens), 0, path)
+            if existing is None and cluster_id not in self.aliases:
+                cluster = TemplateCluster(cluster_id, list(words), 0, list(seps))
                 self.clusters[cluster_id] = cluster
-                leaf.clusters.append(cluster_id)
                 self.revision += 1
                 return cluster
-            if existing.covers(tokens):
-                # Created from these tokens on another branch: a merged state can route a
-                # message differently from the miner that created its cluster. Same template,
-                # same id; this leaf now finds it too.
-                leaf.clusters.append(cluster_id)
+            if existing is not None and existing.tokens == words:
                 return existing
+            if cluster_id in self.aliases:  # made from these tokens, merged away since
+                return self.clusters[self.resolve(cluster_id)]
             # Otherwise two templates share a hash prefix: the newcomer takes the next salt.
         raise AssertionError("unreachable")
 
-    def _leaf(self, tokens: list[str], create: bool) -> _Node | None:
-        return self._walk([str(len(tokens)), *self._keys(tokens)], create)[0]
-
-    def _keys(self, tokens: list[str]) -> list[str]:
-        # Tokens with digits are likely values: they share one wildcard branch.
-        return [WILDCARD if any(c.isdigit() for c in t) else t for t in tokens[: self.depth - 2]]
-
-    def _walk(self, keys: list[str], create: bool) -> tuple[_Node | None, list[str]]:
-        """The node `keys` lead to, and the keys actually taken (wildcards included)."""
-        node, taken = self._root, []
-        for depth, key in enumerate(keys):
-            children = node.children
-            if key in children:
-                child: _Node | None = children[key]
-            elif not create:
-                key, child = WILDCARD, children.get(WILDCARD)
-            elif depth > 0 and len(children) >= self.max_children:
-                key = WILDCARD  # a full node: newcomers share one branch
-                child = children.setdefault(key, _Node())
-            else:
-                child = children.setdefault(key, _Node())
-            if child is None:
-                return None, taken
-            node = child
-            taken.append(key)
-        return node, taken
-
-    def _place(self, cluster: TemplateCluster) -> None:
-        """Put `cluster` at the leaf its path names, exactly (a loaded or merged cluster is
-        found where its miner put it, whatever this tree's fill)."""
-        node = self._root
-        for key in cluster.path:
-            node = node.children.setdefault(key, _Node())
-        self.clusters[cluster.id] = cluster
-        node.clusters.append(cluster.id)
-
-    def _best(self, leaf: _Node, tokens: list[str]) -> TemplateCluster | None:
-        best: TemplateCluster | None = None
-        best_key = (-1.0, -1)
-        for cluster_id in leaf.clusters:
-            cluster = self.clusters[cluster_id]
-            same = sum(a == b for a, b in zip(cluster.tokens, tokens, strict=True) if a != WILDCARD)
-            wildcards = cluster.tokens.count(WILDCARD)
-            # The share of positions that agree, a template's wildcard agreeing with anything.
-            # (Drain proper does not count wildcards, which needs a similarity tuned per log
-            # source; counting them lets one default serve: see docs/template-mining.md.)
-            score = (same + wildcards) / len(tokens) if tokens else 1.0
-            key = (score, wildcards)
-            # Ties go to the smaller id, not the older cluster: miners holding the same
-            # clusters (merged in any order) then pick the same one.
-            if key > best_key or (key == best_key and best is not None and cluster.id < best.id):
-                best, best_key = cluster, key
-        if best is None or best_key[0] < self.similarity:
-            return None
-        return best
+    def _overflow(self) -> TemplateCluster:
+        """Where messages go once the miner is full: one template for all of them, so the
+        state stops growing; counted, so that operators can raise the cap."""
+        self.overflowed += 1
+        cluster_id = template_id(["<overflow>"])
+        cluster = self.clusters.get(cluster_id)
+        if cluster is None:
+            cluster = TemplateCluster(cluster_id, [ANY], 0, ["", ""])
+            self.clusters[cluster_id] = cluster
+            self.revision += 1
+        return cluster
 
     # -- merging ----------------------------------------------------------------------------
     def merge(self, other: TemplateMiner) -> None:
-        """Take in another miner's clusters (another replica's saved state).
+        """Take in another miner's state (another replica's saved state).
 
-        Every id of either miner is kept. A cluster only `other` has is added where its path
-        leads; for an id both have, the template becomes the one covering both (they were
-        created from the same tokens, so only wildcards are added) and the larger size is
-        kept. Merging the same state twice changes nothing.
-        """
+        Every id of either miner stays usable: the union of the clusters and of the aliases;
+        for an id both hold, the template covering both; a cluster the other side merged away
+        is merged here too (into the same, smallest, id). Merging the same state twice changes
+        nothing."""
         if self.settings() != other.settings():
             raise ValueError(
                 f"cannot merge template miners with different settings: "
                 f"{self.settings()} and {other.settings()}"
             )
+        before = self.revision
         for theirs in other.clusters.values():
             mine = self.clusters.get(theirs.id)
-            if mine is None:
-                self._place(
-                    TemplateCluster(theirs.id, list(theirs.tokens), theirs.size, list(theirs.path))
-                )
+            if mine is None and theirs.id not in self.aliases:
+                mine = TemplateCluster(theirs.id, list(theirs.tokens), 0, list(theirs.seps))
+                self.clusters[mine.id] = mine
+                self._index(mine)
                 self.revision += 1
-                continue
-            # Different lengths under one id would be a hash collision across miners: ours
-            # is kept (see ID_HEX_CHARS for the odds).
-            if len(mine.tokens) == len(theirs.tokens) and mine.generalise(theirs.tokens):
-                self.revision += 1
+            if mine is None:  # merged away here: its template joins the survivor
+                mine = self.clusters[self.resolve(theirs.id)]
+            if theirs.tokens != mine.tokens:
+                both = generalise(mine.tokens, mine.seps, theirs.tokens, theirs.seps)
+                self._set_tokens(mine, *both)
             mine.size = max(mine.size, theirs.size)
+        for gone, into in other.aliases.items():
+            a, b = self.resolve(gone), self.resolve(into)
+            if a != b:
+                low, high = sorted((a, b))
+                self._merge_into([low, high], self.clusters[low].tokens, self.clusters[low].seps)
+            elif gone not in self.aliases and gone != a:
+                self.aliases[gone] = a
+                self.revision += 1
+        for key, cid in other.variants.items():
+            if key not in self.variants:
+                self.variants[key] = cid
+                self._register(slot_entries(key.split(SEP) if key else []), cid)
+        if self.revision != before:
+            self._cache.clear()
 
     def settings(self) -> dict[str, object]:
-        return {
-            "depth": self.depth,
-            "similarity": self.similarity,
-            "max_children": self.max_children,
-            "masks": list(self.masks),
-        }
+        return {"min_values": self.min_values}
 
     # -- persistence ------------------------------------------------------------------------
     def to_state(self) -> dict[str, object]:
@@ -245,30 +331,43 @@ class TemplateMiner:
             "format": STATE_FORMAT,
             **self.settings(),
             "clusters": [
-                {"id": c.id, "tokens": c.tokens, "size": c.size, "path": c.path}
+                {"id": c.id, "tokens": c.tokens, "seps": c.seps, "size": c.size}
                 for c in self.clusters.values()
             ],
+            "aliases": self.aliases,
+            "variants": self.variants,
         }
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_state())
 
     @classmethod
-    def from_state(cls, state: dict) -> TemplateMiner:
-        if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"unsupported template miner state format {state.get('format')!r}")
-        miner = cls(state["depth"], state["similarity"], state["max_children"], state["masks"])
-        for entry in state["clusters"]:
-            miner._place(
-                TemplateCluster(
-                    str(entry["id"]),
-                    [str(t) for t in entry["tokens"]],
-                    int(entry["size"]),
-                    [str(k) for k in entry["path"]],
-                )
+    def from_state(cls, state: dict, max_clusters: int = DEFAULT_MAX_CLUSTERS) -> TemplateMiner:
+        found = state.get("format")
+        if isinstance(found, int) and found < STATE_FORMAT:
+            raise OutdatedMinerState(
+                f"the template miner state has format {found}, saved by an older miner whose "
+                f"ids this one cannot reproduce (format {STATE_FORMAT}): retrain (`train`) to "
+                "mine templates anew, so that model and state share one set of ids"
             )
+        if found != STATE_FORMAT:
+            raise ValueError(f"unsupported template miner state format {found!r}")
+        miner = cls(int(state["min_values"]), max_clusters)
+        for entry in state["clusters"]:
+            cluster = TemplateCluster(
+                str(entry["id"]),
+                [str(t) for t in entry["tokens"]],
+                int(entry["size"]),
+                [str(s) for s in entry["seps"]],
+            )
+            miner.clusters[cluster.id] = cluster
+            miner._index(cluster)
+        miner.aliases = {str(k): str(v) for k, v in state["aliases"].items()}
+        for key, cid in state["variants"].items():
+            miner.variants[str(key)] = str(cid)
+            miner._register(slot_entries(key.split(SEP) if key else []), str(cid))
         return miner
 
     @classmethod
-    def from_json(cls, data: bytes) -> TemplateMiner:
-        return cls.from_state(orjson.loads(data))
+    def from_json(cls, data: bytes, max_clusters: int = DEFAULT_MAX_CLUSTERS) -> TemplateMiner:
+        return cls.from_state(orjson.loads(data), max_clusters)

@@ -1,0 +1,110 @@
+"""Tokens of a log message for template mining: obvious variables masked, words split apart.
+
+Everything here is a pure function of one message, with no state, so every miner (every replica,
+every restart) masks a message alike.
+
+What is masked, and why (Drain's and Brain's preprocessing, made general rather than per data
+set): a value is a variable when its *form* says so, whatever the message. Masked, in this order
+at each position: calendar dates with their time (a weekday or month name is a constant word
+otherwise), quantities with a unit (`1.20 KB`, `5 ms`: the unit belongs to the number, and the
+pair is often optional), URLs and file paths, IPv4 addresses, UUIDs, hex values (with or without
+`0x`, when they hold a digit), numbers, and any other token holding a digit (`blk_-42`,
+`node-17`, `ssh2`: identifiers). A word without digits stays a constant: whether it varies (a
+user name) or names the statement (FAILED vs SUCCEEDED) is decided by the miner from evidence.
+
+Tokens are split on whitespace and on the punctuation that separates fields (`= , ; : ( ) [ ]
+{ } " ' | < >`), so `uid=0` is the constant `uid` and a number. The separators are kept, so a
+template can be written back with the message's own punctuation.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+__all__ = ["VAR", "WILDCARD", "mask", "tokens", "variables", "DELIMITERS"]
+
+# Stands for a masked value inside the miner; it cannot occur in text read from JSON logs
+# (control characters are escaped there) and sorts before every printable character.
+VAR: Final = "\x00"
+# A masked value among a message's tokens (and in template text).
+WILDCARD: Final = "<*>"
+
+DELIMITERS: Final = r"\s=,;:()\[\]{}\"'|<>"
+_IN = rf"[^{DELIMITERS}\x00]"  # a character inside a token
+# Inside a path or URL, `=` and `:` are part of it (query strings, drive letters).
+_PATH = r"[^\s\"'<>()\[\]{}|,;\x00]"
+_START = rf"(?<!{_IN})"  # at the start of a token
+_END = rf"(?!{_IN})"  # at the end of a token
+
+_DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*\.?,?"
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?"
+_CLOCK = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?"
+# Units that only ever follow a number (abbreviations; spelt-out words such as `bytes` are
+# read as the message's own words).
+_UNIT = r"(?:[KMGTP]i?B|[kKMGT]b|B|ms|us|µs|ns|s|secs?|sec|min|mins|h|hrs?|%)"
+_NUM = r"[-+]?\d+(?:[.,]\d+)*"
+
+# (class, pattern), tried in this order at each position: the first that matches wins.
+_CLASSES: Final = (
+    (
+        "date",
+        rf"(?:{_DAY}\s+)?{_MONTH}\s+\d{{1,2}}(?:,?\s+{_CLOCK})?(?:,?\s+\d{{4}})?(?!\w)"
+        rf"|\b{_DAY}\s+\d{{1,2}}\s+{_MONTH}(?:\s+\d{{4}})?(?:\s+{_CLOCK})?(?!\w)",
+    ),
+    ("quantity", rf"{_START}{_NUM}\s?{_UNIT}{_END}"),
+    (
+        "path",
+        rf"{_START}(?:[A-Za-z][\w+.-]*://|/|\\|[A-Za-z]:\\){_PATH}*|{_START}{_IN}*/{_IN}*/{_PATH}*",
+    ),
+    # A host name with a port: the port says it is an address, not a dotted class name.
+    ("host", rf"{_START}[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+:\d+{_END}"),
+    ("ip", rf"{_START}\d{{1,3}}(?:\.\d{{1,3}}){{3}}{_END}"),
+    ("uuid", rf"{_START}[0-9a-fA-F]{{8}}(?:-[0-9a-fA-F]{{4}}){{3}}-[0-9a-fA-F]{{12}}{_END}"),
+    # With `0x`, with a digit among hex letters, or eight hex letters (a mask, `ffffffff`).
+    (
+        "hex",
+        rf"{_START}(?:0[xX][0-9a-fA-F]+|[0-9a-fA-F]*\d[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*"
+        rf"|[0-9a-fA-F]{{8,}}){_END}",
+    ),
+    ("number", rf"{_START}{_NUM}{_END}"),
+    ("identifier", rf"{_START}{_IN}*\d{_IN}*"),
+)
+_VARIABLE = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in _CLASSES))
+_SPLIT = re.compile(rf"([{DELIMITERS}]+)")
+
+
+def mask(message: str) -> str:
+    """`message` with every value that is a variable by its form replaced by VAR."""
+    return _VARIABLE.sub(VAR, message)
+
+
+def tokens(masked: str) -> tuple[list[str], list[str]]:
+    """The tokens of a masked message (values as WILDCARD) and the separator before each (the
+    last entry of the separators is what follows the last token). A run of variables with only
+    punctuation between them (`<ip>:<port>`, a list of block ids) is one variable: its length varies."""
+    parts = _SPLIT.split(masked)
+    words: list[str] = []
+    seps: list[str] = []
+    sep = ""
+    for index, part in enumerate(parts):
+        if index % 2:  # a separator
+            sep += part
+            continue
+        if not part:
+            continue
+        if VAR in part:  # a value glued to other characters is one value
+            part = WILDCARD
+        if part == WILDCARD and words and words[-1] == WILDCARD:
+            sep = ""
+            continue
+        words.append(part)
+        seps.append(sep)
+        sep = ""
+    seps.append(sep)
+    return words, seps
+
+
+def variables(message: str) -> list[tuple[str, str]]:
+    """(text, class) of every value `mask` replaces, in order."""
+    return [(m.group(), m.lastgroup or "identifier") for m in _VARIABLE.finditer(message)]
