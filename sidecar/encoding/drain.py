@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import count
@@ -37,6 +38,7 @@ from sidecar.encoding.templates import (
     ANY,
     SEP,
     Slot,
+    SlotEntry,
     covering_pattern,
     generalise,
     render,
@@ -123,6 +125,7 @@ class TemplateMiner:
         self.overflowed = 0
         self._cache: dict[str, str] = {}
         self._slots: dict[Slot, dict[str, str]] = {}
+        self._words: Counter[str] = Counter()  # how many variants hold each token
         self._general: dict[str, dict[str, re.Pattern[str]]] = {}  # first token -> id -> pattern
 
     # -- mining -----------------------------------------------------------------------------
@@ -202,19 +205,24 @@ class TemplateMiner:
                 continue
             members = {f: self.resolve(c) for f, c in fillers.items()}
             counts = {f: self.clusters[c].size for f, c in members.items()} | {filler: 1}
-            if varies(counts, beside, context, self.min_values):
+            # Words also found in another variant (this one's own occurrence not counted).
+            shared = sum(self._words[f] >= 2 - (f == filler) for f in counts)
+            if varies(counts, shared, beside, context, self.min_values):
                 merging.update(members.values())
         if merging:
             cluster = self._merge_into(sorted(merging), words, seps)
         else:
             cluster = self._create(words, seps)
-        self.variants[key] = cluster.id
-        self._register(entries, cluster.id)
+        self._add_variant(key, words, entries, cluster.id)
         return cluster
 
-    def _register(self, entries: Iterable[tuple[Slot, str, int, bool]], cid: str) -> None:
+    def _add_variant(
+        self, key: str, words: Sequence[str], entries: Iterable[SlotEntry], cluster_id: str
+    ) -> None:
+        self.variants[key] = cluster_id
+        self._words.update(set(words))
         for slot, filler, _, _ in entries:
-            self._slots.setdefault(slot, {}).setdefault(filler, cid)
+            self._slots.setdefault(slot, {}).setdefault(filler, cluster_id)
 
     def _merge_into(self, ids: list[str], words: list[str], seps: list[str]) -> TemplateCluster:
         """Generalise the smallest of `ids` to cover the others and `words`; the others become
@@ -316,8 +324,8 @@ class TemplateMiner:
                 self.revision += 1
         for key, cid in other.variants.items():
             if key not in self.variants:
-                self.variants[key] = cid
-                self._register(slot_entries(key.split(SEP) if key else []), cid)
+                words = key.split(SEP) if key else []
+                self._add_variant(key, words, slot_entries(words), cid)
         if self.revision != before:
             self._cache.clear()
 
@@ -364,8 +372,8 @@ class TemplateMiner:
             miner._index(cluster)
         miner.aliases = {str(k): str(v) for k, v in state["aliases"].items()}
         for key, cid in state["variants"].items():
-            miner.variants[str(key)] = str(cid)
-            miner._register(slot_entries(key.split(SEP) if key else []), str(cid))
+            words = key.split(SEP) if key else []
+            miner._add_variant(str(key), words, slot_entries(words), str(cid))
         return miner
 
     @classmethod

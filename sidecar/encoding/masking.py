@@ -32,6 +32,8 @@ WILDCARD: Final = "<*>"
 
 DELIMITERS: Final = r"\s=,;:()\[\]{}\"'|<>"
 _IN = rf"[^{DELIMITERS}\x00]"  # a character inside a token
+# A path: from the root (or a drive, or a URL scheme), with two slashes, or with a slash and a
+# dot (`dir/file.txt`, `com.example/.Main`); one slash alone is a word (`and/or`, `TCP/IP`).
 # Inside a path or URL, `=` and `:` are part of it (query strings, drive letters).
 _PATH = r"[^\s\"'<>()\[\]{}|,;\x00]"
 _START = rf"(?<!{_IN})"  # at the start of a token
@@ -55,7 +57,8 @@ _CLASSES: Final = (
     ("quantity", rf"{_START}{_NUM}\s?{_UNIT}{_END}"),
     (
         "path",
-        rf"{_START}(?:[A-Za-z][\w+.-]*://|/|\\|[A-Za-z]:\\){_PATH}*|{_START}{_IN}*/{_IN}*/{_PATH}*",
+        rf"{_START}(?:[A-Za-z][\w+.-]*://|/|\\|[A-Za-z]:\\){_PATH}*|{_START}{_IN}*/{_IN}*/{_PATH}*"
+        rf"|{_START}{_IN}*\.{_IN}*/{_IN}*|{_START}{_IN}*/{_IN}*\.{_IN}*",
     ),
     # A host name with a port: the port says it is an address, not a dotted class name.
     ("host", rf"{_START}[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+:\d+{_END}"),
@@ -82,7 +85,8 @@ def mask(message: str) -> str:
 def tokens(masked: str) -> tuple[list[str], list[str]]:
     """The tokens of a masked message (values as WILDCARD) and the separator before each (the
     last entry of the separators is what follows the last token). A run of variables with only
-    punctuation between them (`<ip>:<port>`, a list of block ids) is one variable: its length varies."""
+    punctuation between them (`<ip>:<port>`, a list of block ids) is one variable: its length
+    varies."""
     parts = _SPLIT.split(masked)
     words: list[str] = []
     seps: list[str] = []

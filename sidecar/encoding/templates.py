@@ -23,6 +23,8 @@ __all__ = [
     "slot_entries",
     "varies",
     "render",
+    "Slot",
+    "SlotEntry",
 ]
 
 # `<` and `>` separate tokens, so neither marker can be a token read from a message.
@@ -93,18 +95,23 @@ def covering_pattern(tokens: Sequence[str]) -> re.Pattern[str]:
     return re.compile("".join(parts))
 
 
-def varies(fillers: dict[str, int], value_beside: bool, context: int, min_values: int) -> bool:
+def varies(
+    fillers: dict[str, int], shared: int, value_beside: bool, context: int, min_values: int
+) -> bool:
     """Whether a position varies, from the distinct tokens seen there in messages that agree
     everywhere else (`fillers`: each with how often it was seen), with `context` constant
-    tokens elsewhere; `value_beside`: the place is next to a masked value, so a word there
+    tokens elsewhere; `shared`: how many of the words also occur in other statements;
+    `value_beside`: the place is next to a masked value, so a word there
     that sometimes is missing may be part of that value (a host name before its address).
 
     Without two constants around it a position is the whole message (`normal`, `warning`):
     those are different statements, never one with a variable. A masked value seen there
     beside anything else makes it a variable (`user test9` and `user admin`; an optional
     `(1.20 KB)`), as do many distinct words (an open class: 2 * min_values - 1 of them) or
-    `min_values` words with none dominating. One word that takes most of the messages names
-    the statement, and the rare others different statements (GET beside rare POST and
+    `min_values` words with none dominating, at least two of which other statements use too
+    (names that travel between statements, such as user names, are values; words only this
+    statement uses are its states: `VM Started`, `VM Stopped`). One word that takes most of
+    the messages names the statement, and the rare others different statements (GET beside rare POST and
     DELETE, HTTPS beside SOCKS5, a frequent client beside a rare one), as two states
     (FAILED, SUCCEEDED) do."""
     if context < 2 or len(fillers) < 2:
@@ -115,7 +122,9 @@ def varies(fillers: dict[str, int], value_beside: bool, context: int, min_values
     if WILDCARD in fillers or (value_beside and EMPTY in fillers):
         return not dominated
     distinct = len(fillers)
-    return distinct >= 2 * min_values - 1 or (distinct >= min_values and not dominated)
+    if distinct >= 2 * min_values - 1:
+        return True
+    return distinct >= min_values and not dominated and shared >= 2
 
 
 def _hashes(tokens: Sequence[str]) -> tuple[list[int], list[int]]:
@@ -133,9 +142,10 @@ def _hashes(tokens: Sequence[str]) -> tuple[list[int], list[int]]:
 
 
 Slot = tuple[int, int, int]
+SlotEntry = tuple[Slot, str, int, bool]
 
 
-def slot_entries(tokens: Sequence[str]) -> list[tuple[Slot, str, int, bool]]:
+def slot_entries(tokens: Sequence[str]) -> list[SlotEntry]:
     """(slot, filler, context, beside a value) for every slot of a message's tokens.
 
     A slot is a message with one place left open: position i taken out (its filler is the
@@ -148,7 +158,7 @@ def slot_entries(tokens: Sequence[str]) -> list[tuple[Slot, str, int, bool]]:
     constants = sum(1 for t in tokens if t not in (WILDCARD, ANY))
     n = len(tokens)
     value = [t == WILDCARD for t in tokens] + [False]
-    out: list[tuple[Slot, str, int, bool]] = []
+    out: list[SlotEntry] = []
     for i, token in enumerate(tokens):
         if token == ANY:
             continue
