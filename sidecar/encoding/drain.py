@@ -33,7 +33,7 @@ from itertools import count
 
 import orjson
 
-from sidecar.encoding.masking import WILDCARD, mask, tokens, variables
+from sidecar.encoding.masking import WILDCARD, mask_shape, shape, tokens, variables
 from sidecar.encoding.templates import (
     ANY,
     SEP,
@@ -130,23 +130,38 @@ class TemplateMiner:
 
     # -- mining -----------------------------------------------------------------------------
     def tokens(self, message: str) -> list[str]:
-        return tokens(mask(message))[0]
+        return tokens(mask_shape(shape(message)))[0]
 
     def add(self, message: str) -> TemplateCluster:
         """Learn from `message`; returns the cluster it joined or started."""
-        masked = mask(message)
-        cached = self._cache.get(masked)
-        cluster = self.clusters[cached] if cached is not None else self._learn(masked)
+        shaped = shape(message)
+        cached = self._cache.get(shaped)
+        if cached is None:
+            masked = mask_shape(shaped)
+            cached = self._cache.get(masked)
+            if cached is None:
+                cached = self._learn(masked).id
+                self._remember(masked, cached)
+            self._remember(shaped, cached)
+        cluster = self.clusters[cached]
         cluster.size += 1
         return cluster
 
+    def _remember(self, text: str, cluster_id: str) -> None:
+        # The cache maps both a message's shape and its masked text to its cluster: most
+        # messages differ from one seen before only in their numbers (one look-up), many
+        # others only in values the masks take out (a second).
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[text] = cluster_id
+
     def match(self, message: str) -> TemplateCluster | None:
         """The cluster `message` belongs to, without learning from it."""
-        masked = mask(message)
-        cached = self._cache.get(masked)
+        shaped = shape(message)
+        cached = self._cache.get(shaped)
         if cached is not None:
             return self.clusters[cached]
-        words, _ = tokens(masked)
+        words, _ = tokens(mask_shape(shaped))
         return self._find(words, SEP.join(words))
 
     def parse(self, message: str) -> MinedEvent | None:
@@ -191,9 +206,6 @@ class TemplateMiner:
         cluster = self._find(words, key)
         if cluster is None:
             cluster = self._overflow() if self.full else self._new_variant(words, seps, key)
-        if len(self._cache) >= CACHE_SIZE:
-            self._cache.clear()
-        self._cache[masked] = cluster.id
         return cluster
 
     def _new_variant(self, words: list[str], seps: list[str], key: str) -> TemplateCluster:
@@ -315,12 +327,14 @@ class TemplateMiner:
                 self._set_tokens(mine, *both)
             mine.size = max(mine.size, theirs.size)
         for gone, into in other.aliases.items():
-            a, b = self.resolve(gone), self.resolve(into)
-            if a != b:
-                low, high = sorted((a, b))
+            source, target = self.resolve(gone), self.resolve(into)
+            if source == target or target not in self.clusters:
+                continue
+            if source in self.clusters:  # two templates here that the other side merged
+                low, high = sorted((source, target))
                 self._merge_into([low, high], self.clusters[low].tokens, self.clusters[low].seps)
-            elif gone not in self.aliases and gone != a:
-                self.aliases[gone] = a
+            else:  # an id this miner never gave: it finds the template it was merged into
+                self.aliases[gone] = target
                 self.revision += 1
         for key, cid in other.variants.items():
             if key not in self.variants:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["VAR", "WILDCARD", "mask", "tokens", "variables", "DELIMITERS"]
+__all__ = ["VAR", "WILDCARD", "mask", "mask_shape", "shape", "tokens", "variables", "DELIMITERS"]
 
 # Stands for a masked value inside the miner; it cannot occur in text read from JSON logs
 # (control characters are escaped there) and sorts before every printable character.
@@ -76,10 +76,42 @@ _CLASSES: Final = (
 _VARIABLE = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in _CLASSES))
 _SPLIT = re.compile(rf"([{DELIMITERS}]+)")
 
+# The miner masks a message's *shape*: every run of digits (with the hex digits after it) made
+# one `0`. Every rule above depends only on whether a token holds a digit, not on how many or
+# which, so a message and its shape mask alike; and messages that differ only in their
+# numbers share one shape, which the miner caches.
+_SHAPE = re.compile(r"[0-9][0-9a-fA-F]*")
+_ANY_MONTH = re.compile(r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?\s")
+_DATE = re.compile(
+    rf"(?:{_DAY}\s+)?{_MONTH}\s+0(?:,?\s+0:0(?::0)?(?:[.,]0)?)?(?:,?\s+0)?(?!\w)"
+    rf"|\b{_DAY}\s+0\s+{_MONTH}(?:\s+0)?(?:\s+0:0(?::0)?(?:[.,]0)?)?(?!\w)"
+)
+# Everything but dates, as one pattern: only tokens that hold a digit, a slash or a backslash,
+# or start with eight hex letters, a URL, a host with a port, or a drive can be values, and the look-ahead skips the others at once.
+_MASK = re.compile(
+    rf"(?<![^{DELIMITERS}])(?=[^{DELIMITERS}]*[0/\\]|[0-9a-fA-F]{{8}}|[\w.+-]+:(?:0|//)|[A-Za-z]:\\)"
+    r"(?:"
+    + "|".join(pattern.replace(_START, "") for _, pattern in _CLASSES[1:])
+    + ")"
+)
+
+
+def shape(message: str) -> str:
+    """`message` with every run of digits one `0`: what the miner caches and masks."""
+    return _SHAPE.sub("0", message)
+
 
 def mask(message: str) -> str:
-    """`message` with every value that is a variable by its form replaced by VAR."""
-    return _VARIABLE.sub(VAR, message)
+    """The shape of `message` with every value that is a variable by its form replaced by VAR
+    (the same for a message and its shape)."""
+    return mask_shape(_SHAPE.sub("0", message))
+
+
+def mask_shape(shaped: str) -> str:
+    """`mask` of a message already made a shape (`shape`)."""
+    if _ANY_MONTH.search(shaped):
+        shaped = _DATE.sub(VAR, shaped)
+    return _MASK.sub(VAR, shaped)
 
 
 def tokens(masked: str) -> tuple[list[str], list[str]]:
