@@ -154,26 +154,28 @@ _CALENDAR = [
 
 
 def _fresh(value: str, rng: random.Random) -> str:
-    """A new value of the same shape: each digit a random digit, each letter a random letter
-    (a hex digit inside a hex value; a weekday or month name in a date another one),
-    punctuation kept."""
-    if any(w in value.split() for names in _CALENDAR for w in names):
-        words = value.split(" ")
-        for i, w in enumerate(words):
-            for names in _CALENDAR:
-                if w in names:
-                    words[i] = rng.choice(names)
-                elif w and not any(w in n for n in _CALENDAR):
-                    words[i] = re.sub(r"\d", lambda _: rng.choice(string.digits), w)
-        return " ".join(words)
-    hexlike = bool(re.fullmatch(r"(0x)?[0-9a-fA-F]+", value)) and any(c.isdigit() for c in value)
+    """A new value of the same class: a path gets new names and numbers; a value with digits
+    (a number, hex value, IP, identifier such as `blk_42` or `1.2 KB`) new digits (and new
+    hex letters in a hex value), its other letters kept; a word (a user name) new letters; a
+    weekday or month name another one. Lengths and punctuation are kept."""
+    words = value.split(" ")
+    if len(words) > 1 and any(w in names for w in words for names in _CALENDAR):
+        return " ".join(
+            next((rng.choice(n) for n in _CALENDAR if w in n), None) or _fresh(w, rng)
+            for w in words
+        )
+    path = "/" in value or "\\" in value
+    digits = any(c.isdigit() for c in value)
+    hexlike = digits and bool(re.fullmatch(r"(0x)?[0-9a-fA-F]+", value))
     out = []
     for i, c in enumerate(value):
         if c.isdigit():
             out.append(rng.choice(string.digits[1:] if i == 0 else string.digits))
-        elif hexlike and c in "abcdefABCDEF" and not (i == 1 and value.startswith("0x")):
+        elif i == 1 and value.startswith("0x"):
+            out.append(c)
+        elif hexlike and c in "abcdefABCDEF":
             out.append(rng.choice("abcdef"))
-        elif c.isalpha() and not (i == 1 and value.startswith("0x")):
+        elif c.isalpha() and (path or not digits):
             letter = rng.choice(string.ascii_lowercase)
             out.append(letter.upper() if c.isupper() else letter)
         else:

@@ -126,6 +126,8 @@ class TemplateMiner:
         self._cache: dict[str, str] = {}
         self._slots: dict[Slot, dict[str, str]] = {}
         self._words: Counter[str] = Counter()  # how many variants hold each token
+        # Templates by token count and first token, for `_novel_match`.
+        self._by_shape: dict[tuple[int, str], list[str]] = {}
         self._general: dict[str, dict[str, re.Pattern[str]]] = {}  # first token -> id -> pattern
 
     # -- mining -----------------------------------------------------------------------------
@@ -221,12 +223,40 @@ class TemplateMiner:
             shared = sum(self._words[f] >= 2 - (f == filler) for f in counts)
             if varies(counts, shared, beside, context, self.min_values):
                 merging.update(members.values())
+        if not merging:
+            merging.update(self._novel_match(words))
         if merging:
             cluster = self._merge_into(sorted(merging), words, seps)
         else:
             cluster = self._create(words, seps)
+            self._by_shape.setdefault((len(words), words[0] if words else ""), []).append(cluster.id)
         self._add_variant(key, words, entries, cluster.id)
         return cluster
+
+    def _novel_match(self, words: list[str]) -> list[str]:
+        """A template `words` differs from in several places, each holding a word no variant
+        has held before, and agrees with in most others: values that vary together (a tag and
+        a name) leave no slot to gather evidence in, but brand-new words in several places of
+        an otherwise known statement are values. (One new word in one place is left to the
+        slots: it may be a new state.)"""
+        best: tuple[int, str] | None = None
+        for cluster_id in self._by_shape.get((len(words), words[0] if words else ""), ()):
+            cluster = self.clusters.get(self.resolve(cluster_id))
+            if cluster is None or len(cluster.tokens) != len(words):
+                continue
+            differ = 0
+            agree = 0
+            for mine, theirs in zip(cluster.tokens, words, strict=True):
+                if mine == theirs or mine == ANY:
+                    agree += mine != WILDCARD and mine != ANY
+                elif theirs == WILDCARD or mine == WILDCARD or self._words[theirs]:
+                    differ = -1
+                    break
+                else:
+                    differ += 1
+            if differ >= 2 and agree >= 3 * differ and (best is None or (differ, cluster.id) < best):
+                best = (differ, cluster.id)
+        return [] if best is None else [best[1]]
 
     def _add_variant(
         self, key: str, words: Sequence[str], entries: Iterable[SlotEntry], cluster_id: str
