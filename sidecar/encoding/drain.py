@@ -126,8 +126,8 @@ class TemplateMiner:
         self._cache: dict[str, str] = {}
         self._slots: dict[Slot, dict[str, str]] = {}
         self._words: Counter[str] = Counter()  # how many variants hold each token
-        # Templates by token count and first token, for `_novel_match`.
-        self._by_shape: dict[tuple[int, str], list[str]] = {}
+        # Templates by first token: where to look for a template covering another.
+        self._by_first: dict[str, set[str]] = {}
         self._general: dict[str, dict[str, re.Pattern[str]]] = {}  # first token -> id -> pattern
 
     # -- mining -----------------------------------------------------------------------------
@@ -229,7 +229,6 @@ class TemplateMiner:
             cluster = self._merge_into(sorted(merging), words, seps)
         else:
             cluster = self._create(words, seps)
-            self._by_shape.setdefault((len(words), words[0] if words else ""), []).append(cluster.id)
         self._add_variant(key, words, entries, cluster.id)
         return cluster
 
@@ -240,9 +239,9 @@ class TemplateMiner:
         an otherwise known statement are values. (One new word in one place is left to the
         slots: it may be a new state.)"""
         best: tuple[int, str] | None = None
-        for cluster_id in self._by_shape.get((len(words), words[0] if words else ""), ()):
-            cluster = self.clusters.get(self.resolve(cluster_id))
-            if cluster is None or len(cluster.tokens) != len(words):
+        for cluster_id in self._by_first.get(words[0] if words else "", ()):
+            cluster = self.clusters[cluster_id]
+            if len(cluster.tokens) != len(words):
                 continue
             differ = 0
             agree = 0
@@ -254,7 +253,7 @@ class TemplateMiner:
                     break
                 else:
                     differ += 1
-            if differ >= 2 and agree >= 3 * differ and (best is None or (differ, cluster.id) < best):
+            if differ >= 2 and agree >= 2 * differ and (best is None or (differ, cluster.id) < best):
                 best = (differ, cluster.id)
         return [] if best is None else [best[1]]
 
@@ -282,7 +281,27 @@ class TemplateMiner:
         if ids[1:]:
             self._cache.clear()  # cached ids of absorbed clusters
         self._set_tokens(survivor, merged_tokens, merged_seps)
+        # Templates the generalised one now covers are the same statement: merged too, so
+        # that one statement does not keep several ids for its future messages.
+        covered = self._covered_by(survivor)
+        if covered:
+            return self._merge_into(sorted([survivor.id, *covered]), survivor.tokens, survivor.seps)
         return survivor
+
+    def _covered_by(self, cluster: TemplateCluster) -> list[str]:
+        if not cluster.general:
+            return []
+        first = cluster.tokens[0]
+        if first in (ANY, WILDCARD):
+            candidates: Iterable[str] = list(self.clusters)
+        else:
+            candidates = list(self._by_first.get(first, ()))
+        pattern = covering_pattern(cluster.tokens)
+        return [
+            c
+            for c in candidates
+            if c != cluster.id and pattern.fullmatch(SEP.join(self.clusters[c].tokens) + SEP)
+        ]
 
     def _set_tokens(self, cluster: TemplateCluster, tokens: list[str], seps: list[str]) -> None:
         if tokens == cluster.tokens:
@@ -293,11 +312,15 @@ class TemplateMiner:
         self.revision += 1
 
     def _index(self, cluster: TemplateCluster) -> None:
+        self._by_first.setdefault(cluster.tokens[0] if cluster.tokens else "", set()).add(
+            cluster.id
+        )
         if cluster.general:
             first = cluster.tokens[0]
             self._general.setdefault(first, {})[cluster.id] = covering_pattern(cluster.tokens)
 
     def _unindex(self, cluster: TemplateCluster) -> None:
+        self._by_first.get(cluster.tokens[0] if cluster.tokens else "", set()).discard(cluster.id)
         if cluster.general:
             self._general.get(cluster.tokens[0], {}).pop(cluster.id, None)
 
@@ -308,6 +331,7 @@ class TemplateMiner:
             if existing is None and cluster_id not in self.aliases:
                 cluster = TemplateCluster(cluster_id, list(words), 0, list(seps))
                 self.clusters[cluster_id] = cluster
+                self._index(cluster)
                 self.revision += 1
                 return cluster
             if existing is not None and existing.tokens == words:
@@ -326,7 +350,7 @@ class TemplateMiner:
         if cluster is None:
             cluster = TemplateCluster(cluster_id, [ANY], 0, ["", ""])
             self.clusters[cluster_id] = cluster
-            self.revision += 1
+            self.revision += 1  # not indexed: it must never cover, nor be found for, anything
         return cluster
 
     # -- merging ----------------------------------------------------------------------------
