@@ -33,7 +33,7 @@ from itertools import count
 
 import orjson
 
-from sidecar.encoding.masking import WILDCARD, mask_shape, shape, tokens, variables
+from sidecar.encoding.masking import WILDCARD, mask_shape, shape, tokens, variables, words
 from sidecar.encoding.templates import (
     ANY,
     SEP,
@@ -145,7 +145,8 @@ class TemplateMiner:
                 cached = self._learn(masked).id
                 self._remember(masked, cached)
             self._remember(shaped, cached)
-        cluster = self.clusters[cached]
+        # A cached id may have been merged away since: it leads to the template that took it.
+        cluster = self.clusters.get(cached) or self.clusters[self.resolve(cached)]
         cluster.size += 1
         return cluster
 
@@ -162,9 +163,9 @@ class TemplateMiner:
         shaped = shape(message)
         cached = self._cache.get(shaped)
         if cached is not None:
-            return self.clusters[cached]
-        words, _ = tokens(mask_shape(shaped))
-        return self._find(words, SEP.join(words))
+            return self.clusters[self.resolve(cached)]
+        found = words(mask_shape(shaped))
+        return self._find(found, SEP.join(found))
 
     def parse(self, message: str) -> MinedEvent | None:
         """The cluster `message` belongs to, with its values, without learning from it."""
@@ -203,12 +204,15 @@ class TemplateMiner:
         return sum(t not in (ANY, WILDCARD) for t in self.clusters[cluster_id].tokens)
 
     def _learn(self, masked: str) -> TemplateCluster:
-        words, seps = tokens(masked)
-        key = SEP.join(words)
-        cluster = self._find(words, key)
-        if cluster is None:
-            cluster = self._overflow() if self.full else self._new_variant(words, seps, key)
-        return cluster
+        found = words(masked)
+        key = SEP.join(found)
+        cluster = self._find(found, key)
+        if cluster is not None:
+            return cluster
+        if self.full:
+            return self._overflow()
+        found, seps = tokens(masked)
+        return self._new_variant(found, seps, key)
 
     def _new_variant(self, words: list[str], seps: list[str], key: str) -> TemplateCluster:
         entries = slot_entries(words)
@@ -278,8 +282,6 @@ class TemplateMiner:
             survivor.size += gone.size
             self.aliases[absorbed] = survivor.id
             self._unindex(gone)
-        if ids[1:]:
-            self._cache.clear()  # cached ids of absorbed clusters
         self._set_tokens(survivor, merged_tokens, merged_seps)
         # Templates the generalised one now covers are the same statement: merged too, so
         # that one statement does not keep several ids for its future messages.
@@ -394,8 +396,6 @@ class TemplateMiner:
             if key not in self.variants:
                 words = key.split(SEP) if key else []
                 self._add_variant(key, words, slot_entries(words), cid)
-        if self.revision != before:
-            self._cache.clear()
 
     def settings(self) -> dict[str, object]:
         return {"min_values": self.min_values}
