@@ -148,8 +148,8 @@ def evaluate(name: str, rows: list[dict]) -> dict:
 
 
 _CALENDAR = [
-    "Mon Tue Wed Thu Fri Sat Sun".split(),
-    "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(),
+    ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
 ]
 
 

@@ -168,11 +168,21 @@ class TemplateMiner:
         return self._find(found, SEP.join(found))
 
     def parse(self, message: str) -> MinedEvent | None:
-        """The cluster `message` belongs to, with its values, without learning from it."""
-        cluster = self.match(message)
+        """The cluster `message` belongs to, with its values, without learning from it: the
+        masked ones with their class, then the words at places the template learned to vary
+        (class `word`)."""
+        found = words(mask_shape(shape(message)))
+        key = SEP.join(found)
+        cluster = self._find(found, key)
         if cluster is None:
             return None
-        return MinedEvent(cluster.id, cluster.template, variables(message))
+        values = variables(message)
+        if cluster.general:
+            matched = covering_pattern(cluster.tokens, capture=True).fullmatch(key + SEP)
+            for group in matched.groups() if matched else ():
+                if group and group[:-1] != WILDCARD:
+                    values.append((group[:-1], "word"))
+        return MinedEvent(cluster.id, cluster.template, values)
 
     def resolve(self, cluster_id: str) -> str:
         """The id a cluster's messages get now: itself, or the template it was merged into."""
@@ -250,15 +260,16 @@ class TemplateMiner:
             differ = 0
             agree = 0
             for mine, theirs in zip(cluster.tokens, words, strict=True):
-                if mine == theirs or mine == ANY:
-                    agree += mine != WILDCARD and mine != ANY
+                if mine in (theirs, ANY):
+                    agree += mine not in (WILDCARD, ANY)
                 elif theirs == WILDCARD or mine == WILDCARD or self._words[theirs]:
                     differ = -1
                     break
                 else:
                     differ += 1
-            if differ >= 2 and agree >= 2 * differ and (best is None or (differ, cluster.id) < best):
-                best = (differ, cluster.id)
+            rank = (differ, cluster.id)
+            if differ >= 2 and agree >= 2 * differ and (best is None or rank < best):
+                best = rank
         return [] if best is None else [best[1]]
 
     def _add_variant(
@@ -355,93 +366,34 @@ class TemplateMiner:
             self.revision += 1  # not indexed: it must never cover, nor be found for, anything
         return cluster
 
-    # -- merging ----------------------------------------------------------------------------
+    # -- merging and persistence (sidecar/encoding/templatestate.py) ------------------------
     def merge(self, other: TemplateMiner) -> None:
-        """Take in another miner's state (another replica's saved state).
+        """Take in another miner's state (another replica's saved state): see
+        `templatestate.merge`."""
+        from sidecar.encoding.templatestate import merge
 
-        Every id of either miner stays usable: the union of the clusters and of the aliases;
-        for an id both hold, the template covering both; a cluster the other side merged away
-        is merged here too (into the same, smallest, id). Merging the same state twice changes
-        nothing."""
-        if self.settings() != other.settings():
-            raise ValueError(
-                f"cannot merge template miners with different settings: "
-                f"{self.settings()} and {other.settings()}"
-            )
-        before = self.revision
-        for theirs in other.clusters.values():
-            mine = self.clusters.get(theirs.id)
-            if mine is None and theirs.id not in self.aliases:
-                mine = TemplateCluster(theirs.id, list(theirs.tokens), 0, list(theirs.seps))
-                self.clusters[mine.id] = mine
-                self._index(mine)
-                self.revision += 1
-            if mine is None:  # merged away here: its template joins the survivor
-                mine = self.clusters[self.resolve(theirs.id)]
-            if theirs.tokens != mine.tokens:
-                both = generalise(mine.tokens, mine.seps, theirs.tokens, theirs.seps)
-                self._set_tokens(mine, *both)
-            mine.size = max(mine.size, theirs.size)
-        for gone, into in other.aliases.items():
-            source, target = self.resolve(gone), self.resolve(into)
-            if source == target or target not in self.clusters:
-                continue
-            if source in self.clusters:  # two templates here that the other side merged
-                low, high = sorted((source, target))
-                self._merge_into([low, high], self.clusters[low].tokens, self.clusters[low].seps)
-            else:  # an id this miner never gave: it finds the template it was merged into
-                self.aliases[gone] = target
-                self.revision += 1
-        for key, cid in other.variants.items():
-            if key not in self.variants:
-                words = key.split(SEP) if key else []
-                self._add_variant(key, words, slot_entries(words), cid)
+        merge(self, other)
 
     def settings(self) -> dict[str, object]:
         return {"min_values": self.min_values}
 
-    # -- persistence ------------------------------------------------------------------------
     def to_state(self) -> dict[str, object]:
         """The state as plain JSON values; clusters in the order they were added."""
-        return {
-            "format": STATE_FORMAT,
-            **self.settings(),
-            "clusters": [
-                {"id": c.id, "tokens": c.tokens, "seps": c.seps, "size": c.size}
-                for c in self.clusters.values()
-            ],
-            "aliases": self.aliases,
-            "variants": self.variants,
-        }
+        from sidecar.encoding.templatestate import to_state
+
+        return to_state(self)
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_state())
 
     @classmethod
     def from_state(cls, state: dict, max_clusters: int = DEFAULT_MAX_CLUSTERS) -> TemplateMiner:
-        found = state.get("format")
-        if isinstance(found, int) and found < STATE_FORMAT:
-            raise OutdatedMinerState(
-                f"the template miner state has format {found}, saved by an older miner whose "
-                f"ids this one cannot reproduce (format {STATE_FORMAT}): retrain (`train`) to "
-                "mine templates anew, so that model and state share one set of ids"
-            )
-        if found != STATE_FORMAT:
-            raise ValueError(f"unsupported template miner state format {found!r}")
-        miner = cls(int(state["min_values"]), max_clusters)
-        for entry in state["clusters"]:
-            cluster = TemplateCluster(
-                str(entry["id"]),
-                [str(t) for t in entry["tokens"]],
-                int(entry["size"]),
-                [str(s) for s in entry["seps"]],
-            )
-            miner.clusters[cluster.id] = cluster
-            miner._index(cluster)
-        miner.aliases = {str(k): str(v) for k, v in state["aliases"].items()}
-        for key, cid in state["variants"].items():
-            words = key.split(SEP) if key else []
-            miner._add_variant(str(key), words, slot_entries(words), str(cid))
+        """A miner from `to_state`'s values; an older miner's state is refused
+        (`OutdatedMinerState`), never re-keyed."""
+        from sidecar.encoding.templatestate import load_state
+
+        miner = cls(int(state.get("min_values", MIN_VALUES)), max_clusters)
+        load_state(miner, state)
         return miner
 
     @classmethod

@@ -22,7 +22,17 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["VAR", "WILDCARD", "mask", "mask_shape", "shape", "tokens", "words", "variables", "DELIMITERS"]
+__all__ = [
+    "VAR",
+    "WILDCARD",
+    "DELIMITERS",
+    "mask",
+    "mask_shape",
+    "shape",
+    "tokens",
+    "words",
+    "variables",
+]
 
 # Stands for a masked value inside the miner; it cannot occur in text read from JSON logs
 # (control characters are escaped there) and sorts before every printable character.
@@ -86,13 +96,12 @@ _DATE = re.compile(
     rf"(?:{_DAY}\s+)?{_MONTH}\s+0(?:,?\s+0:0(?::0)?(?:[.,]0)?)?(?:,?\s+0)?(?!\w)"
     rf"|\b{_DAY}\s+0\s+{_MONTH}(?:\s+0)?(?:\s+0:0(?::0)?(?:[.,]0)?)?(?!\w)"
 )
-# Everything but dates, as one pattern: only tokens that hold a digit, a slash or a backslash,
-# or start with eight hex letters, a URL, a host with a port, or a drive can be values, and the look-ahead skips the others at once.
+# Everything but dates, as one pattern. Only tokens that hold a digit, a slash or a backslash,
+# or start with eight hex letters, a URL, a host with a port or a drive can be values: the
+# look-ahead skips the others at once.
 _MASK = re.compile(
     rf"(?<![^{DELIMITERS}])(?=[^{DELIMITERS}]*[0/\\]|[0-9a-fA-F]{{8}}|[\w.+-]+:(?:0|//)|[A-Za-z]:\\)"
-    r"(?:"
-    + "|".join(pattern.replace(_START, "") for _, pattern in _CLASSES[1:])
-    + ")"
+    r"(?:" + "|".join(pattern.replace(_START, "") for _, pattern in _CLASSES[1:]) + ")"
 )
 
 

@@ -88,10 +88,12 @@ def generalise(
     return tokens, seps
 
 
-def covering_pattern(tokens: Sequence[str]) -> re.Pattern[str]:
+def covering_pattern(tokens: Sequence[str], capture: bool = False) -> re.Pattern[str]:
     """A pattern that fully matches the key (`SEP.join(tokens) + SEP`) of every token list the
-    template covers: constants and WILDCARD as they are, ANY as any one token or none."""
-    parts = [f"(?:[^{SEP}]*{SEP})?" if t == ANY else re.escape(t + SEP) for t in tokens]
+    template covers: constants and WILDCARD as they are, ANY as any one token or none (a
+    group of its own with `capture`)."""
+    any_token = f"([^{SEP}]*{SEP})?" if capture else f"(?:[^{SEP}]*{SEP})?"
+    parts = [any_token if t == ANY else re.escape(t + SEP) for t in tokens]
     return re.compile("".join(parts))
 
 
@@ -111,9 +113,9 @@ def varies(
     `min_values` words with none dominating, at least two of which other statements use too
     (names that travel between statements, such as user names, are values; words only this
     statement uses are its states: `VM Started`, `VM Stopped`). One word that takes most of
-    the messages names the statement, and the rare others different statements (GET beside rare POST and
-    DELETE, HTTPS beside SOCKS5, a frequent client beside a rare one), as two states
-    (FAILED, SUCCEEDED) do."""
+    the messages names the statement, and the rare others different statements (GET beside
+    rare POST and DELETE, HTTPS beside SOCKS5, a frequent client beside a rare one), as two
+    states (FAILED, SUCCEEDED) do."""
     if context < 2 or len(fillers) < 2:
         return False
     total = sum(fillers.values())
