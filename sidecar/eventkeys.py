@@ -151,6 +151,10 @@ class TemplateLabeller:
             mining.rare_template_events += cluster.size < RARE_TEMPLATE_SIZE
         if miner is None:
             return Labelled(labelled, mined)
+        if len(miner.clusters) < known or miner.aliases:
+            # Templates merged during this batch: its earlier events take the merged id, so
+            # one batch never holds two keys for one statement.
+            labelled = self.final_ids(labelled)
         mining.templates_known = len(miner.clusters)
         mining.new_templates = max(0, len(miner.clusters) - known)
         mining.overflowed = miner.overflowed - overflowed

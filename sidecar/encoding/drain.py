@@ -41,6 +41,7 @@ from sidecar.encoding.templates import (
     SlotEntry,
     covering_pattern,
     generalise,
+    novel_places,
     render,
     slot_entries,
     varies,
@@ -63,6 +64,7 @@ STATE_FORMAT = 3
 ID_HEX_CHARS = 12
 MIN_VALUES = 3
 DEFAULT_MAX_CLUSTERS = 50_000
+VARIANTS_PER_CLUSTER = 4
 # The cache of masked texts is only a shortcut: cleared when full, so a stream whose masked
 # texts never repeat (values the masks do not catch) cannot grow it without bound.
 CACHE_SIZE = 100_000
@@ -192,7 +194,12 @@ class TemplateMiner:
 
     @property
     def full(self) -> bool:
-        return len(self.variants) >= self.max_clusters
+        # Variants (several per template at most places) are bounded too: they and their
+        # slots are most of the memory.
+        return (
+            len(self.clusters) >= self.max_clusters
+            or len(self.variants) >= VARIANTS_PER_CLUSTER * self.max_clusters
+        )
 
     def _find(self, words: list[str], key: str) -> TemplateCluster | None:
         found = self.variants.get(key)
@@ -247,29 +254,13 @@ class TemplateMiner:
         return cluster
 
     def _novel_match(self, words: list[str]) -> list[str]:
-        """A template `words` differs from in several places, each holding a word no variant
-        has held before, and agrees with in most others: values that vary together (a tag and
-        a name) leave no slot to gather evidence in, but brand-new words in several places of
-        an otherwise known statement are values. (One new word in one place is left to the
-        slots: it may be a new state.)"""
+        """The template `words` joins for brand-new words in several places (see
+        `templates.novel_places`); the fewest places, then the smallest id."""
         best: tuple[int, str] | None = None
         for cluster_id in self._by_first.get(words[0] if words else "", ()):
-            cluster = self.clusters[cluster_id]
-            if len(cluster.tokens) != len(words):
-                continue
-            differ = 0
-            agree = 0
-            for mine, theirs in zip(cluster.tokens, words, strict=True):
-                if mine in (theirs, ANY):
-                    agree += mine not in (WILDCARD, ANY)
-                elif theirs == WILDCARD or mine == WILDCARD or self._words[theirs]:
-                    differ = -1
-                    break
-                else:
-                    differ += 1
-            rank = (differ, cluster.id)
-            if differ >= 2 and agree >= 2 * differ and (best is None or rank < best):
-                best = rank
+            places = novel_places(self.clusters[cluster_id].tokens, words, self._words)
+            if places and (best is None or (places, cluster_id) < best):
+                best = (places, cluster_id)
         return [] if best is None else [best[1]]
 
     def _add_variant(

@@ -9,7 +9,7 @@ A template is a list of tokens: constants, WILDCARD (a masked value must stand h
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from sidecar.encoding.masking import WILDCARD
@@ -23,6 +23,7 @@ __all__ = [
     "slot_entries",
     "varies",
     "render",
+    "novel_places",
     "Slot",
     "SlotEntry",
 ]
@@ -127,6 +128,25 @@ def varies(
     if distinct >= 2 * min_values - 1:
         return True
     return distinct >= min_values and not dominated and shared >= 2
+
+
+def novel_places(template: Sequence[str], words: Sequence[str], seen: Mapping[str, int]) -> int:
+    """In how many places `words` differs from `template`, when each of them holds a word no
+    variant has held before (`seen` counts them) and the template's other constants agree with
+    at least twice as many; else 0. Values that vary together (a tag and a name) leave no slot
+    to gather evidence in, but brand-new words in several places of an otherwise known
+    statement are values. One new word in one place is left to the slots: it may be a state."""
+    if len(template) != len(words):
+        return 0
+    differ = agree = 0
+    for mine, theirs in zip(template, words, strict=True):
+        if mine in (theirs, ANY):
+            agree += mine not in (WILDCARD, ANY)
+        elif WILDCARD in (theirs, mine) or seen.get(theirs, 0):
+            return 0
+        else:
+            differ += 1
+    return differ if differ >= 2 and agree >= 2 * differ else 0
 
 
 def _hashes(tokens: Sequence[str]) -> tuple[list[int], list[int]]:
