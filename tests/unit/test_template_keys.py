@@ -26,7 +26,15 @@ from sidecar.files.source import FileSource
 from sidecar.metrics import SidecarMetrics
 from sidecar.pipeline import CycleOptions, run_cycle
 from sidecar.settings import FieldNames
-from sidecar.types import DetectionBatch, HostSequence, HostState, InputStats, LogEvent
+from sidecar.types import (
+    CycleReport,
+    DetectionBatch,
+    HostSequence,
+    HostState,
+    InputStats,
+    LogEvent,
+    MiningStats,
+)
 from tests.helpers import INCIDENTS, T0, ListSink, read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,6 +186,28 @@ def test_labelling_reports_new_templates_rare_templates_and_overflow(
     assert result.mining.templates_known == 3  # the two, and the one overflow template
     assert result.mining.rare_template_events == 5  # all seen fewer than 10 times
     assert "template_miner_full" in capsys.readouterr().out
+
+
+def test_metrics_show_templates_and_warn_when_new_templates_keep_coming(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    metrics = SidecarMetrics()
+
+    def cycle(new: int) -> None:
+        report = CycleReport("c", 0, 0, mined_event_ids=200)
+        report.mining = MiningStats(templates_known=50, new_templates=new, rare_template_events=30)
+        metrics.record_cycle(report)
+
+    cycle(40)
+    cycle(40)
+    assert "new_template_rate_high" not in capsys.readouterr().out
+    cycle(40)  # a fifth of the events started a template, three cycles in a row
+    assert "new_template_rate_high" in capsys.readouterr().out
+    cycle(1)
+    value = metrics.registry.get_sample_value
+    assert value("sidecar_templates_known") == 50
+    assert value("sidecar_new_templates_total") == 121
+    assert value("sidecar_rare_template_events_total") == 120
 
 
 def test_training_keys_events_by_the_template_their_template_was_merged_into() -> None:
