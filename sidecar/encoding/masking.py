@@ -73,6 +73,12 @@ _CLASSES: Final = (
     # A host name with a port: the port says it is an address, not a dotted class name.
     ("host", rf"{_START}[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+:\d+{_END}"),
     ("ip", rf"{_START}\d{{1,3}}(?:\.\d{{1,3}}){{3}}{_END}"),
+    ("time", rf"{_START}{_CLOCK}{_END}"),
+    # A MAC or IPv6 address: hex groups joined by colons, one digit at least.
+    (
+        "address",
+        rf"{_START}(?=[0-9a-fA-F:]*\d)[0-9a-fA-F]{{0,4}}(?::{{1,2}}[0-9a-fA-F]{{1,4}}){{2,7}}{_END}",
+    ),
     ("uuid", rf"{_START}[0-9a-fA-F]{{8}}(?:-[0-9a-fA-F]{{4}}){{3}}-[0-9a-fA-F]{{12}}{_END}"),
     # With `0x`, with a digit among hex letters, or eight hex letters (a mask, `ffffffff`).
     (
@@ -100,7 +106,8 @@ _DATE = re.compile(
 # or start with eight hex letters, a URL, a host with a port or a drive can be values: the
 # look-ahead skips the others at once.
 _MASK = re.compile(
-    rf"(?<![^{DELIMITERS}])(?=[^{DELIMITERS}]*[0/\\]|[0-9a-fA-F]{{8}}|[\w.+-]+:(?:0|//)|[A-Za-z]:\\)"
+    rf"(?<![^{DELIMITERS}])(?=[^{DELIMITERS}]*[0/\\]|[0-9a-fA-F]{{8}}|[\w.+-]+:(?:0|//)|[A-Za-z]:\\"
+    rf"|[0-9a-fA-F]{{1,4}}:[0-9a-fA-F]{{1,4}}:)"
     r"(?:" + "|".join(pattern.replace(_START, "") for _, pattern in _CLASSES[1:]) + ")"
 )
 
