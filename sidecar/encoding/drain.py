@@ -70,6 +70,10 @@ VARIANTS_PER_CLUSTER = 4
 CACHE_SIZE = 100_000
 
 
+# Three or more dotted parts: a package, class or host name.
+QUALIFIED = re.compile(r"[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*){2,}")
+
+
 class OutdatedMinerState(ValueError):
     """A state saved by an older miner: its ids cannot be reproduced by this one."""
 
@@ -240,8 +244,11 @@ class TemplateMiner:
                 continue
             members = {f: self.resolve(c) for f, c in fillers.items()}
             counts = {f: self.clusters[c].size for f, c in members.items()} | {filler: 1}
-            # Words also found in another variant (this one's own occurrence not counted).
-            shared = sum(self._words[f] >= 2 - (f == filler) for f in counts)
+            # Words that name entities: found in another variant too (this one's own
+            # occurrence not counted), or qualified names (`com.example.app`).
+            shared = sum(
+                self._words[f] >= 2 - (f == filler) or bool(QUALIFIED.fullmatch(f)) for f in counts
+            )
             if varies(counts, shared, beside, context, self.min_values):
                 merging.update(members.values())
         if not merging:
