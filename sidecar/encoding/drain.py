@@ -1,24 +1,26 @@
 """Template mining for logs without an event id: an online miner, one message at a time.
 
 Each message is masked and split into tokens (`masking.py`: values recognised by their form
-become `<*>`). Messages with the same tokens are one *variant* of a statement, found by one
-dictionary look-up (and a cache keyed by the masked text, so the common case costs one regular
-expression and one look-up). A new variant joins a template that covers it (a template's
-learned wildcards match any token there, or none), or, when the evidence says a position
-varies, the templates it differs from in that one position are merged; otherwise it starts a
-template of its own.
+become `<*>`). Messages with the same tokens are one *variant* of a statement. The miner caches
+a message's *shape* (its digits collapsed) and its masked text, so the common case costs one
+regular expression and one look-up. A new variant joins a template that covers it (a learned
+wildcard matches any one token there, or none); or, when the evidence says a place varies, the
+templates it differs from in that one place are merged with a wildcard there; otherwise it
+starts a template of its own.
 
 The evidence (after Brain, Yu et al., IEEE TSC 2023: a column with many distinct values is a
 variable, one with few is part of the statement) is gathered in *slots* (`templates.py`):
-variants that agree everywhere but one place. A place that has held a masked value and
-something else, or `min_values` distinct words, is a variable; two words that each recur
-(FAILED and SUCCEEDED) stay two statements. A template's wildcard never counts as agreeing
-with a constant it has not learned, so `client SPP` does not join `client WindowsUpdateAgent`.
+variants that agree everywhere but one place. A masked value seen there beside anything else,
+many distinct words, or a few that name entities (used by other statements too), none of them
+dominant, make a place variable (`templates.varies`); two words that each recur (FAILED and
+SUCCEEDED), or a rare one beside a dominant one, stay two statements. A template's wildcard
+never agrees with a constant it has not learned, so `client SPP` does not join `client
+WindowsUpdateAgent`.
 
 Ids: a template's id is a hash of the tokens it was created from, the same on every miner
 (replicas, restarts). A template that generalises keeps its id. When templates are merged, the
 smallest id survives (the same on every miner, whatever order they learned in), and the others
-become aliases of it: an alias still finds its template, never another one. State is plain
+become aliases of it: an alias still leads to its template. State (`templatestate.py`) is plain
 JSON with a format version; a state from an older miner is refused (`OutdatedMinerState`).
 """
 
@@ -198,8 +200,7 @@ class TemplateMiner:
 
     @property
     def full(self) -> bool:
-        # Variants (several per template at most places) are bounded too: they and their
-        # slots are most of the memory.
+        # Variants are bounded too: they and their slots are most of the memory.
         return (
             len(self.clusters) >= self.max_clusters
             or len(self.variants) >= VARIANTS_PER_CLUSTER * self.max_clusters
