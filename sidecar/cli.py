@@ -157,12 +157,16 @@ def event_keys(settings: Settings, client=None):  # -> TemplateLabeller | None
         from sidecar.cluster.minerstate import ClusterMinerStore
 
         return TemplateLabeller(
-            settings.template_mining, ClusterMinerStore(client, settings.state_index)
+            settings.template_mining,
+            ClusterMinerStore(client, settings.state_index),
+            max_clusters=settings.template_max_clusters,
         )
     from sidecar.files.minerstate import MINER_STATE_FILE, FileMinerStore
 
     return TemplateLabeller(
-        settings.template_mining, FileMinerStore(settings.model_dir / MINER_STATE_FILE)
+        settings.template_mining,
+        FileMinerStore(settings.model_dir / MINER_STATE_FILE),
+        max_clusters=settings.template_max_clusters,
     )
 
 
@@ -534,7 +538,13 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         streams, data = _cluster_training_streams(args, settings, stats)
     mined = _mine_training_keys(settings, streams, stats, in_cluster=not args.from_file)
     if mined is not None:
-        data["template_mining"] = {"mode": settings.template_mining, "mined_event_ids": mined}
+        from sidecar.encoding.drain import STATE_FORMAT
+
+        data["template_mining"] = {
+            "mode": settings.template_mining,
+            "mined_event_ids": mined,
+            "miner_format": STATE_FORMAT,
+        }
     if stats.rejected or stats.repaired:
         log.warning(
             "bad_input",
@@ -590,6 +600,10 @@ def _mine_training_keys(
         labelled = keys.label(stream, stats)
         streams[host] = labelled.events
         mined += labelled.mined
+    # Templates merged after their first events were keyed (a place learned to vary): those
+    # events take the merged template's id, the one the cycles will give their messages.
+    for host, stream in streams.items():
+        streams[host] = keys.final_ids(stream)
     if mined:
         if client is not None and settings.manage_templates:
             from sidecar.cluster.bootstrap import install_templates
@@ -665,7 +679,9 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
 
         # Starts from the state training saved; what this file teaches it is not kept.
         seeded = MemoryMinerStore.seeded_from(settings.model_dir / MINER_STATE_FILE)
-        keys = TemplateLabeller(settings.template_mining, seeded)
+        keys = TemplateLabeller(
+            settings.template_mining, seeded, max_clusters=settings.template_max_clusters
+        )
     sink = JsonlSink.open(Path(args.to_file))
     # Incidents are formed either way, so the anomaly file holds what the cluster mode would
     # index; the option only decides whether they are written out.

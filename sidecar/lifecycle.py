@@ -143,7 +143,8 @@ class ActiveModels:
         ]
         mining = (artifact.manifest.get("training_data") or {}).get("template_mining")  # type: ignore[union-attr]
         trained_mode = mining.get("mode") if isinstance(mining, dict) else None
-        why = key_scheme_mismatch(event_ids, trained_mode, self.template_mining)
+        miner_format = mining.get("miner_format") if isinstance(mining, dict) else None
+        why = key_scheme_mismatch(event_ids, trained_mode, self.template_mining, miner_format)
         if why is not None:
             raise ModelError(f"{artifact.name} {artifact.version} cannot score here: {why}")
 

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import time
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sidecar.types import UNREADABLE_REASONS, CycleReport
 
-__all__ = ["SidecarMetrics"]
+__all__ = ["SidecarMetrics", "NEW_TEMPLATE_RATE", "NEW_TEMPLATE_CYCLES"]
+
+log = structlog.get_logger("sidecar.metrics")
+
+# A warning when, for this many cycles in a row, more than this share of the mined events
+# started a new template (and at least 100 were mined): the miner is splitting statements,
+# or the logs keep changing, and every new template is a key no model knows.
+NEW_TEMPLATE_RATE = 0.1
+NEW_TEMPLATE_CYCLES = 3
 
 
 class SidecarMetrics:
@@ -49,6 +58,26 @@ class SidecarMetrics:
             "Events keyed by the template mined from their MESSAGE (SIDECAR_TEMPLATE_MINING)",
             registry=r,
         )
+        self.templates_known = Gauge(
+            "sidecar_templates_known",
+            "Templates the miner holds after the last cycle (SIDECAR_TEMPLATE_MINING)",
+            registry=r,
+        )
+        self.new_templates = Counter(
+            "sidecar_new_templates", "Templates the miner started in cycles", registry=r
+        )
+        self.rare_template_events = Counter(
+            "sidecar_rare_template_events",
+            "Mined events keyed by a template seen fewer than 10 times (divide by "
+            "sidecar_mined_event_ids_total for the share)",
+            registry=r,
+        )
+        self.template_overflow = Counter(
+            "sidecar_template_overflow",
+            "Events the full miner could not place (SIDECAR_TEMPLATE_MAX_CLUSTERS reached)",
+            registry=r,
+        )
+        self._high_new_template_cycles = 0
         self.late_documents = Counter(
             "sidecar_late_documents",
             "Documents found behind a host's cursor within the lateness window (re-read)",
@@ -104,6 +133,7 @@ class SidecarMetrics:
             self.unreadable.labels(reason).set(report.unreadable.get(reason, 0))
         self.late_documents.inc(report.late_documents)
         self.mined_event_ids.inc(report.mined_event_ids)
+        self._record_mining(report)
         self.dead_letters.inc(report.dead_letters)
         self.state_conflicts.inc(report.state_conflicts)
         lags = [max(0.0, now_s - ts_ms / 1000) for ts_ms in report.host_positions.values()]
@@ -111,6 +141,30 @@ class SidecarMetrics:
             self.host_lag.labels(host).set(max(0.0, now_s - ts_ms / 1000))
         self.max_host_lag.set(max(lags, default=0.0))
         self.last_success.set(now_s)
+
+    def _record_mining(self, report: CycleReport) -> None:
+        mining = report.mining
+        if not report.mined_event_ids:
+            return
+        self.templates_known.set(mining.templates_known)
+        self.new_templates.inc(mining.new_templates)
+        self.rare_template_events.inc(mining.rare_template_events)
+        self.template_overflow.inc(mining.overflowed)
+        rate = mining.new_templates / report.mined_event_ids
+        if report.mined_event_ids >= 100 and rate > NEW_TEMPLATE_RATE:
+            self._high_new_template_cycles += 1
+        else:
+            self._high_new_template_cycles = 0
+        if self._high_new_template_cycles == NEW_TEMPLATE_CYCLES:
+            log.warning(
+                "new_template_rate_high",
+                cycles=NEW_TEMPLATE_CYCLES,
+                new_templates=mining.new_templates,
+                mined_event_ids=report.mined_event_ids,
+                templates_known=mining.templates_known,
+                advice="new statements keep appearing: check the template text of recent "
+                "anomalies (docs/template-mining.md); retrain once the logs have settled",
+            )
 
     def record_failure(self, kind: str, duration_s: float) -> None:
         self.cycles.labels("failure").inc()

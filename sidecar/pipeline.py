@@ -122,6 +122,8 @@ class _Cycle:
             return events
         result = self.keys.label(events, self.report.input)
         self.report.mined_event_ids += result.mined
+        if result.mining is not None:
+            self.report.mining.add(result.mining)
         return result.events
 
 

@@ -14,6 +14,7 @@ from sidecar.types import (
     InputStats,
     LatenessPlan,
     LogEvent,
+    MiningStats,
 )
 
 __all__ = [
@@ -52,6 +53,7 @@ class Labelled:
 
     events: list[LogEvent]
     mined: int = 0
+    mining: MiningStats | None = None  # how the miner fared on these events
 
 
 class EventSource(Protocol):

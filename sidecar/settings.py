@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     # auto: only events whose EVENTID is missing or empty; always: every event (EVENTID
     # ignored); off: never. See docs/template-mining.md.
     template_mining: Literal["off", "auto", "always"] = "auto"
+    # At most this many templates (statement variants) are kept; past it, messages of new
+    # statements share one overflow key, counted in sidecar_template_overflow_total and logged
+    # (template_miner_full). Bounds the miner's memory and its saved state.
+    template_max_clusters: int = Field(default=50_000, ge=100, le=5_000_000)
 
     # --- replicas -----------------------------------------------------------------------
     # N replicas split the hosts: replica i scores the hosts with hash(host) mod N == i.

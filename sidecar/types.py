@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "LatenessPlan",
     "InputStats",
     "CycleReport",
+    "MiningStats",
     "HostSequence",
     "ExpectedKey",
     "Detection",
@@ -177,6 +178,25 @@ class InputStats:
 
 
 @dataclass(slots=True)
+class MiningStats:
+    """How template mining went in one cycle (SIDECAR_TEMPLATE_MINING), for operators: many
+    new templates, or many events under rare ones, mean the miner is splitting statements (or
+    the logs are new); `overflowed` counts events the full miner could not place
+    (SIDECAR_TEMPLATE_MAX_CLUSTERS)."""
+
+    templates_known: int = 0  # after the cycle
+    new_templates: int = 0
+    rare_template_events: int = 0  # keyed by a template seen fewer than RARE_TEMPLATE_SIZE times
+    overflowed: int = 0
+
+    def add(self, other: MiningStats) -> None:
+        self.templates_known = max(self.templates_known, other.templates_known)
+        self.new_templates += other.new_templates
+        self.rare_template_events += other.rare_template_events
+        self.overflowed += other.overflowed
+
+
+@dataclass(slots=True)
 class CycleReport:
     cycle_id: str
     started_ms: int
@@ -201,6 +221,7 @@ class CycleReport:
     late_documents: int = 0
     # Events keyed by the template of their MESSAGE (SIDECAR_TEMPLATE_MINING), not EVENTID.
     mined_event_ids: int = 0
+    mining: MiningStats = field(default_factory=MiningStats)
     rewound_hosts: set[str] = field(default_factory=set)
     dead_letters: int = 0
     # Host states another sidecar had already moved at least as far (theirs kept).
@@ -225,6 +246,7 @@ class CycleReport:
             "unreadable": dict(self.unreadable),
             "late_documents": self.late_documents,
             "mined_event_ids": self.mined_event_ids,
+            "template_mining": asdict(self.mining),
             "rewound_hosts": len(self.rewound_hosts),
             "dead_letters": self.dead_letters,
             "state_conflicts": self.state_conflicts,

@@ -1,45 +1,83 @@
-"""Template mining for logs without an event id: a Drain-style fixed-depth parse tree.
+"""Template mining for logs without an event id: an online miner, one message at a time.
 
-Drain (He et al., ICWS'17) sends a message down a tree of fixed depth: first by its number of
-tokens, then by its first few tokens (tokens with digits go to a wildcard branch, so variable
-values do not split the tree), and at the leaf picks the cluster whose template shares the most
-tokens with it. Above a similarity threshold the message joins that cluster and the positions
-where they differ become `<*>`; otherwise it starts a new cluster.
+Each message is masked and split into tokens (`masking.py`: values recognised by their form
+become `<*>`). Messages with the same tokens are one *variant* of a statement. The miner caches
+a message's *shape* (its digits collapsed) and its masked text, so the common case costs one
+regular expression and one look-up. A new variant joins a template that covers it (a learned
+wildcard matches any one token there, or none); or, when the evidence says a place varies, the
+templates it differs from in that one place are merged with a wildcard there; otherwise it
+starts a template of its own.
 
-A cluster's id is a hash of the masked tokens it was created with, not a creation counter: two
-miners (two replicas, or one miner before and after a restart) that create a cluster from the
-same first message give it the same id, so their states can be merged by id (union of clusters,
-one template generalising both for an id they share). An id never changes once given, even as
-its template generalises. State is plain JSON (no pickle): the tree is rebuilt from the
-clusters' paths when loaded.
+The evidence (after Brain, Yu et al., IEEE TSC 2023: a column with many distinct values is a
+variable, one with few is part of the statement) is gathered in *slots* (`templates.py`):
+variants that agree everywhere but one place. A masked value seen there beside anything else,
+many distinct words, or a few that name entities (used by other statements too), none of them
+dominant, make a place variable (`templates.varies`); two words that each recur (FAILED and
+SUCCEEDED), or a rare one beside a dominant one, stay two statements. A template's wildcard
+never agrees with a constant it has not learned, so `client SPP` does not join `client
+WindowsUpdateAgent`.
+
+Ids: a template's id is a hash of the tokens it was created from, the same on every miner
+(replicas, restarts). A template that generalises keeps its id. When templates are merged, the
+smallest id survives (the same on every miner, whatever order they learned in), and the others
+become aliases of it: an alias still leads to its template. State (`templatestate.py`) is plain
+JSON with a format version; a state from an older miner is refused (`OutdatedMinerState`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import count
 
 import orjson
 
-__all__ = ["TemplateMiner", "TemplateCluster", "DEFAULT_MASKS", "WILDCARD", "template_id"]
+from sidecar.encoding.masking import WILDCARD, mask_shape, shape, tokens, variables, words
+from sidecar.encoding.templates import (
+    ANY,
+    SEP,
+    Slot,
+    SlotEntry,
+    covering_pattern,
+    generalise,
+    novel_places,
+    render,
+    slot_entries,
+    varies,
+)
 
-WILDCARD = "<*>"
-STATE_FORMAT = 2
+__all__ = [
+    "TemplateMiner",
+    "TemplateCluster",
+    "MinedEvent",
+    "OutdatedMinerState",
+    "WILDCARD",
+    "STATE_FORMAT",
+    "template_id",
+]
+
+# 3: masking, variants, slots and aliases (issue 15). 2: Drain's tree and similarity.
+STATE_FORMAT = 3
 # 48 bits: the odds that any two of 10,000 templates share an id are about 2 in 10 million,
 # and such a collision inside one miner is still resolved (see `_create`).
 ID_HEX_CHARS = 12
+MIN_VALUES = 3
+DEFAULT_MAX_CLUSTERS = 50_000
+VARIANTS_PER_CLUSTER = 4
+# The cache of masked texts is only a shortcut: cleared when full, so a stream whose masked
+# texts never repeat (values the masks do not catch) cannot grow it without bound.
+CACHE_SIZE = 100_000
 
-# Variable parts masked before mining: they carry no meaning for the template and would
-# otherwise scatter one message type over many clusters. Order matters (most specific first).
-DEFAULT_MASKS: tuple[str, ...] = (
-    r"blk_-?\d+",  # HDFS block ids
-    r"(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?",  # IPv4 with an optional port
-    r"\b0x[0-9a-fA-F]+\b",  # hex values
-    r"(?<![A-Za-z0-9])[-+]?\d+(?:\.\d+)?(?![A-Za-z0-9])",  # stand-alone numbers
-)
+
+# Three or more dotted parts: a package, class or host name.
+QUALIFIED = re.compile(r"[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*){2,}")
+
+
+class OutdatedMinerState(ValueError):
+    """A state saved by an older miner: its ids cannot be reproduced by this one."""
 
 
 def template_id(tokens: Sequence[str], salt: int = 0) -> str:
@@ -54,221 +92,309 @@ class TemplateCluster:
     id: str
     tokens: list[str]
     size: int = 1
-    path: list[str] = field(default_factory=list)  # tree keys to its leaf, for reloading
+    seps: list[str] = field(default_factory=list)  # before each token, then after the last
 
     @property
     def template(self) -> str:
-        return " ".join(self.tokens)
+        if len(self.seps) != len(self.tokens) + 1:
+            return " ".join(WILDCARD if t == ANY else t for t in self.tokens)
+        return render(self.tokens, self.seps)
 
-    def covers(self, tokens: Sequence[str]) -> bool:
-        """Whether every position of `tokens` agrees with the template (a wildcard with any)."""
-        return len(tokens) == len(self.tokens) and all(
-            a in (WILDCARD, b) for a, b in zip(self.tokens, tokens, strict=True)
-        )
-
-    def generalise(self, tokens: Sequence[str]) -> bool:
-        """Turn the positions where `tokens` differ into wildcards; returns whether any did."""
-        merged = [a if a == b else WILDCARD for a, b in zip(self.tokens, tokens, strict=True)]
-        if merged == self.tokens:
-            return False
-        self.tokens = merged
-        return True
+    @property
+    def general(self) -> bool:
+        return ANY in self.tokens
 
 
-@dataclass
-class _Node:
-    children: dict[str, _Node] = field(default_factory=dict)
-    clusters: list[str] = field(default_factory=list)  # ids, at leaves only
+@dataclass(frozen=True, slots=True)
+class MinedEvent:
+    """What mining one message gives other detectors: its template's id and text, and the
+    values the masks took out of it, each with its class (number, ip, path, ...)."""
+
+    cluster_id: str
+    template: str
+    variables: list[tuple[str, str]]
 
 
 class TemplateMiner:
     def __init__(
-        self,
-        depth: int = 4,
-        similarity: float = 0.7,
-        max_children: int = 100,
-        masks: Sequence[str] = DEFAULT_MASKS,
+        self, min_values: int = MIN_VALUES, max_clusters: int = DEFAULT_MAX_CLUSTERS
     ) -> None:
-        if depth < 3:
-            raise ValueError("depth counts the root and the length layer: at least 3")
-        self.depth = depth
-        self.similarity = similarity
-        self.max_children = max_children
-        self.masks = tuple(masks)
-        self._patterns = [re.compile(m) for m in self.masks]
-        self._root = _Node()
+        if min_values < 2:
+            raise ValueError("min_values: at least 2 distinct words make a variable")
+        self.min_values = min_values
+        self.max_clusters = max_clusters
         self.clusters: dict[str, TemplateCluster] = {}
+        self.aliases: dict[str, str] = {}  # merged-away id -> the id that absorbed it
+        self.variants: dict[str, str] = {}  # SEP-joined tokens -> cluster id (maybe an alias)
         # Counts changes a saved state would show (a new cluster, a template generalised), so
         # a caller saves only when there is something to save: sizes alone change constantly.
         self.revision = 0
+        # Messages that found no template while the miner was full (see `max_clusters`).
+        self.overflowed = 0
+        self._cache: dict[str, str] = {}
+        self._slots: dict[Slot, dict[str, str]] = {}
+        self._words: Counter[str] = Counter()  # how many variants hold each token
+        # Templates by first token: where to look for a template covering another.
+        self._by_first: dict[str, set[str]] = {}
+        self._general: dict[str, dict[str, re.Pattern[str]]] = {}  # first token -> id -> pattern
 
     # -- mining -----------------------------------------------------------------------------
     def tokens(self, message: str) -> list[str]:
-        for pattern in self._patterns:
-            message = pattern.sub(WILDCARD, message)
-        return message.split()
+        return tokens(mask_shape(shape(message)))[0]
 
     def add(self, message: str) -> TemplateCluster:
         """Learn from `message`; returns the cluster it joined or started."""
-        tokens = self.tokens(message)
-        leaf, path = self._walk([str(len(tokens)), *self._keys(tokens)], create=True)
-        assert leaf is not None
-        best = self._best(leaf, tokens)
-        if best is None:
-            best = self._create(tokens, path, leaf)
-        elif best.generalise(tokens):
-            self.revision += 1
-        best.size += 1
-        return best
+        shaped = shape(message)
+        cached = self._cache.get(shaped)
+        if cached is None:
+            masked = mask_shape(shaped)
+            cached = self._cache.get(masked)
+            if cached is None:
+                cached = self._learn(masked).id
+                self._remember(masked, cached)
+            self._remember(shaped, cached)
+        # A cached id may have been merged away since: it leads to the template that took it.
+        cluster = self.clusters.get(cached) or self.clusters[self.resolve(cached)]
+        cluster.size += 1
+        return cluster
+
+    def _remember(self, text: str, cluster_id: str) -> None:
+        # The cache maps both a message's shape and its masked text to its cluster: most
+        # messages differ from one seen before only in their numbers (one look-up), many
+        # others only in values the masks take out (a second).
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[text] = cluster_id
 
     def match(self, message: str) -> TemplateCluster | None:
         """The cluster `message` belongs to, without learning from it."""
-        tokens = self.tokens(message)
-        leaf = self._leaf(tokens, create=False)
-        return None if leaf is None else self._best(leaf, tokens)
+        shaped = shape(message)
+        cached = self._cache.get(shaped)
+        if cached is not None:
+            return self.clusters[self.resolve(cached)]
+        found = words(mask_shape(shaped))
+        return self._find(found, SEP.join(found))
 
-    def _create(self, tokens: list[str], path: list[str], leaf: _Node) -> TemplateCluster:
+    def parse(self, message: str) -> MinedEvent | None:
+        """The cluster `message` belongs to, with its values, without learning from it: the
+        masked ones with their class, then the words at places the template learned to vary
+        (class `word`)."""
+        found = words(mask_shape(shape(message)))
+        key = SEP.join(found)
+        cluster = self._find(found, key)
+        if cluster is None:
+            return None
+        values = variables(message)
+        if cluster.general:
+            matched = covering_pattern(cluster.tokens, capture=True).fullmatch(key + SEP)
+            for group in matched.groups() if matched else ():
+                if group and group[:-1] != WILDCARD:
+                    values.append((group[:-1], "word"))
+        return MinedEvent(cluster.id, cluster.template, values)
+
+    def resolve(self, cluster_id: str) -> str:
+        """The id a cluster's messages get now: itself, or the template it was merged into."""
+        while cluster_id in self.aliases:
+            cluster_id = self.aliases[cluster_id]
+        return cluster_id
+
+    @property
+    def full(self) -> bool:
+        # Variants are bounded too: they and their slots are most of the memory.
+        return (
+            len(self.clusters) >= self.max_clusters
+            or len(self.variants) >= VARIANTS_PER_CLUSTER * self.max_clusters
+        )
+
+    def _find(self, words: list[str], key: str) -> TemplateCluster | None:
+        found = self.variants.get(key)
+        if found is not None:
+            return self.clusters[self.resolve(found)]
+        best: tuple[int, str] | None = None
+        text = key + SEP
+        for bucket in (self._general.get(words[0] if words else ""), self._general.get(ANY)):
+            for cluster_id, pattern in (bucket or {}).items():
+                if pattern.fullmatch(text):
+                    # The most specific template wins, then the smallest id: the same choice
+                    # on every miner holding the same templates.
+                    rank = (-self._constants(cluster_id), cluster_id)
+                    if best is None or rank < best:
+                        best = rank
+        return None if best is None else self.clusters[best[1]]
+
+    def _constants(self, cluster_id: str) -> int:
+        return sum(t not in (ANY, WILDCARD) for t in self.clusters[cluster_id].tokens)
+
+    def _learn(self, masked: str) -> TemplateCluster:
+        found = words(masked)
+        key = SEP.join(found)
+        cluster = self._find(found, key)
+        if cluster is not None:
+            return cluster
+        if self.full:
+            return self._overflow()
+        found, seps = tokens(masked)
+        return self._new_variant(found, seps, key)
+
+    def _new_variant(self, words: list[str], seps: list[str], key: str) -> TemplateCluster:
+        entries = slot_entries(words)
+        merging: set[str] = set()
+        for slot, filler, context, beside in entries:
+            fillers = self._slots.get(slot)
+            if not fillers or filler in fillers:
+                continue
+            members = {f: self.resolve(c) for f, c in fillers.items()}
+            counts = {f: self.clusters[c].size for f, c in members.items()} | {filler: 1}
+            # Words that name entities: found in another variant too (this one's own
+            # occurrence not counted), or qualified names (`com.example.app`).
+            shared = sum(
+                self._words[f] >= 2 - (f == filler) or bool(QUALIFIED.fullmatch(f)) for f in counts
+            )
+            if varies(counts, shared, beside, context, self.min_values):
+                merging.update(members.values())
+        if not merging:
+            merging.update(self._novel_match(words))
+        if merging:
+            cluster = self._merge_into(sorted(merging), words, seps)
+        else:
+            cluster = self._create(words, seps)
+        self._add_variant(key, words, entries, cluster.id)
+        return cluster
+
+    def _novel_match(self, words: list[str]) -> list[str]:
+        """The template `words` joins for brand-new words in several places (see
+        `templates.novel_places`); the fewest places, then the smallest id."""
+        best: tuple[int, str] | None = None
+        for cluster_id in self._by_first.get(words[0] if words else "", ()):
+            places = novel_places(self.clusters[cluster_id].tokens, words, self._words)
+            if places and (best is None or (places, cluster_id) < best):
+                best = (places, cluster_id)
+        return [] if best is None else [best[1]]
+
+    def _add_variant(
+        self, key: str, words: Sequence[str], entries: Iterable[SlotEntry], cluster_id: str
+    ) -> None:
+        self.variants[key] = cluster_id
+        self._words.update(set(words))
+        for slot, filler, _, _ in entries:
+            self._slots.setdefault(slot, {}).setdefault(filler, cluster_id)
+
+    def _merge_into(self, ids: list[str], words: list[str], seps: list[str]) -> TemplateCluster:
+        """Generalise the smallest of `ids` to cover the others and `words`; the others become
+        its aliases."""
+        survivor = self.clusters[ids[0]]
+        merged_tokens, merged_seps = survivor.tokens, survivor.seps
+        for other in [*(self.clusters[i] for i in ids[1:]), None]:
+            theirs = (words, seps) if other is None else (other.tokens, other.seps)
+            merged_tokens, merged_seps = generalise(merged_tokens, merged_seps, *theirs)
+        for absorbed in ids[1:]:
+            gone = self.clusters.pop(absorbed)
+            survivor.size += gone.size
+            self.aliases[absorbed] = survivor.id
+            self._unindex(gone)
+        self._set_tokens(survivor, merged_tokens, merged_seps)
+        # Templates the generalised one now covers are the same statement: merged too, so
+        # that one statement does not keep several ids for its future messages.
+        covered = self._covered_by(survivor)
+        if covered:
+            return self._merge_into(sorted([survivor.id, *covered]), survivor.tokens, survivor.seps)
+        return survivor
+
+    def _covered_by(self, cluster: TemplateCluster) -> list[str]:
+        if not cluster.general:
+            return []
+        first = cluster.tokens[0]
+        if first in (ANY, WILDCARD):
+            candidates: Iterable[str] = list(self.clusters)
+        else:
+            candidates = list(self._by_first.get(first, ()))
+        pattern = covering_pattern(cluster.tokens)
+        return [
+            c
+            for c in candidates
+            if c != cluster.id and pattern.fullmatch(SEP.join(self.clusters[c].tokens) + SEP)
+        ]
+
+    def _set_tokens(self, cluster: TemplateCluster, tokens: list[str], seps: list[str]) -> None:
+        if tokens == cluster.tokens:
+            return
+        self._unindex(cluster)
+        cluster.tokens, cluster.seps = tokens, seps
+        self._index(cluster)
+        self.revision += 1
+
+    def _index(self, cluster: TemplateCluster) -> None:
+        self._by_first.setdefault(cluster.tokens[0] if cluster.tokens else "", set()).add(
+            cluster.id
+        )
+        if cluster.general:
+            first = cluster.tokens[0]
+            self._general.setdefault(first, {})[cluster.id] = covering_pattern(cluster.tokens)
+
+    def _unindex(self, cluster: TemplateCluster) -> None:
+        self._by_first.get(cluster.tokens[0] if cluster.tokens else "", set()).discard(cluster.id)
+        if cluster.general:
+            self._general.get(cluster.tokens[0], {}).pop(cluster.id, None)
+
+    def _create(self, words: list[str], seps: list[str]) -> TemplateCluster:
         for salt in count():
-            cluster_id = template_id(tokens, salt)
+            cluster_id = template_id(words, salt)
             existing = self.clusters.get(cluster_id)
-            if existing is None:
-                cluster = TemplateCluster(cluster_id, list(tokens), 0, path)
+            if existing is None and cluster_id not in self.aliases:
+                cluster = TemplateCluster(cluster_id, list(words), 0, list(seps))
                 self.clusters[cluster_id] = cluster
-                leaf.clusters.append(cluster_id)
+                self._index(cluster)
                 self.revision += 1
                 return cluster
-            if existing.covers(tokens):
-                # Created from these tokens on another branch: a merged state can route a
-                # message differently from the miner that created its cluster. Same template,
-                # same id; this leaf now finds it too.
-                leaf.clusters.append(cluster_id)
+            if existing is not None and existing.tokens == words:
                 return existing
+            if cluster_id in self.aliases:  # made from these tokens, merged away since
+                return self.clusters[self.resolve(cluster_id)]
             # Otherwise two templates share a hash prefix: the newcomer takes the next salt.
         raise AssertionError("unreachable")
 
-    def _leaf(self, tokens: list[str], create: bool) -> _Node | None:
-        return self._walk([str(len(tokens)), *self._keys(tokens)], create)[0]
+    def _overflow(self) -> TemplateCluster:
+        """Where messages go once the miner is full: one template for all of them, so the
+        state stops growing; counted, so that operators can raise the cap."""
+        self.overflowed += 1
+        cluster_id = template_id(["<overflow>"])
+        cluster = self.clusters.get(cluster_id)
+        if cluster is None:
+            cluster = TemplateCluster(cluster_id, [ANY], 0, ["", ""])
+            self.clusters[cluster_id] = cluster
+            self.revision += 1  # not indexed: it must never cover, nor be found for, anything
+        return cluster
 
-    def _keys(self, tokens: list[str]) -> list[str]:
-        # Tokens with digits are likely values: they share one wildcard branch.
-        return [WILDCARD if any(c.isdigit() for c in t) else t for t in tokens[: self.depth - 2]]
-
-    def _walk(self, keys: list[str], create: bool) -> tuple[_Node | None, list[str]]:
-        """The node `keys` lead to, and the keys actually taken (wildcards included)."""
-        node, taken = self._root, []
-        for depth, key in enumerate(keys):
-            children = node.children
-            if key in children:
-                child: _Node | None = children[key]
-            elif not create:
-                key, child = WILDCARD, children.get(WILDCARD)
-            elif depth > 0 and len(children) >= self.max_children:
-                key = WILDCARD  # a full node: newcomers share one branch
-                child = children.setdefault(key, _Node())
-            else:
-                child = children.setdefault(key, _Node())
-            if child is None:
-                return None, taken
-            node = child
-            taken.append(key)
-        return node, taken
-
-    def _place(self, cluster: TemplateCluster) -> None:
-        """Put `cluster` at the leaf its path names, exactly (a loaded or merged cluster is
-        found where its miner put it, whatever this tree's fill)."""
-        node = self._root
-        for key in cluster.path:
-            node = node.children.setdefault(key, _Node())
-        self.clusters[cluster.id] = cluster
-        node.clusters.append(cluster.id)
-
-    def _best(self, leaf: _Node, tokens: list[str]) -> TemplateCluster | None:
-        best: TemplateCluster | None = None
-        best_key = (-1.0, -1)
-        for cluster_id in leaf.clusters:
-            cluster = self.clusters[cluster_id]
-            same = sum(a == b for a, b in zip(cluster.tokens, tokens, strict=True) if a != WILDCARD)
-            wildcards = cluster.tokens.count(WILDCARD)
-            # The share of positions that agree, a template's wildcard agreeing with anything.
-            # (Drain proper does not count wildcards, which needs a similarity tuned per log
-            # source; counting them lets one default serve: see docs/template-mining.md.)
-            score = (same + wildcards) / len(tokens) if tokens else 1.0
-            key = (score, wildcards)
-            # Ties go to the smaller id, not the older cluster: miners holding the same
-            # clusters (merged in any order) then pick the same one.
-            if key > best_key or (key == best_key and best is not None and cluster.id < best.id):
-                best, best_key = cluster, key
-        if best is None or best_key[0] < self.similarity:
-            return None
-        return best
-
-    # -- merging ----------------------------------------------------------------------------
+    # -- merging and persistence (sidecar/encoding/templatestate.py) ------------------------
     def merge(self, other: TemplateMiner) -> None:
-        """Take in another miner's clusters (another replica's saved state).
+        """Take in another miner's state (another replica's saved state): see
+        `templatestate.merge`."""
+        from sidecar.encoding.templatestate import merge
 
-        Every id of either miner is kept. A cluster only `other` has is added where its path
-        leads; for an id both have, the template becomes the one covering both (they were
-        created from the same tokens, so only wildcards are added) and the larger size is
-        kept. Merging the same state twice changes nothing.
-        """
-        if self.settings() != other.settings():
-            raise ValueError(
-                f"cannot merge template miners with different settings: "
-                f"{self.settings()} and {other.settings()}"
-            )
-        for theirs in other.clusters.values():
-            mine = self.clusters.get(theirs.id)
-            if mine is None:
-                self._place(
-                    TemplateCluster(theirs.id, list(theirs.tokens), theirs.size, list(theirs.path))
-                )
-                self.revision += 1
-                continue
-            # Different lengths under one id would be a hash collision across miners: ours
-            # is kept (see ID_HEX_CHARS for the odds).
-            if len(mine.tokens) == len(theirs.tokens) and mine.generalise(theirs.tokens):
-                self.revision += 1
-            mine.size = max(mine.size, theirs.size)
+        merge(self, other)
 
     def settings(self) -> dict[str, object]:
-        return {
-            "depth": self.depth,
-            "similarity": self.similarity,
-            "max_children": self.max_children,
-            "masks": list(self.masks),
-        }
+        return {"min_values": self.min_values}
 
-    # -- persistence ------------------------------------------------------------------------
     def to_state(self) -> dict[str, object]:
         """The state as plain JSON values; clusters in the order they were added."""
-        return {
-            "format": STATE_FORMAT,
-            **self.settings(),
-            "clusters": [
-                {"id": c.id, "tokens": c.tokens, "size": c.size, "path": c.path}
-                for c in self.clusters.values()
-            ],
-        }
+        from sidecar.encoding.templatestate import to_state
+
+        return to_state(self)
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_state())
 
     @classmethod
-    def from_state(cls, state: dict) -> TemplateMiner:
-        if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"unsupported template miner state format {state.get('format')!r}")
-        miner = cls(state["depth"], state["similarity"], state["max_children"], state["masks"])
-        for entry in state["clusters"]:
-            miner._place(
-                TemplateCluster(
-                    str(entry["id"]),
-                    [str(t) for t in entry["tokens"]],
-                    int(entry["size"]),
-                    [str(k) for k in entry["path"]],
-                )
-            )
+    def from_state(cls, state: dict, max_clusters: int = DEFAULT_MAX_CLUSTERS) -> TemplateMiner:
+        """A miner from `to_state`'s values; an older miner's state is refused
+        (`OutdatedMinerState`), never re-keyed."""
+        from sidecar.encoding.templatestate import load_state
+
+        miner = cls(int(state.get("min_values", MIN_VALUES)), max_clusters)
+        load_state(miner, state)
         return miner
 
     @classmethod
-    def from_json(cls, data: bytes) -> TemplateMiner:
-        return cls.from_state(orjson.loads(data))
+    def from_json(cls, data: bytes, max_clusters: int = DEFAULT_MAX_CLUSTERS) -> TemplateMiner:
+        return cls.from_state(orjson.loads(data), max_clusters)

@@ -60,6 +60,8 @@ def test_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
         ("SIDECAR_VERIFY_CERTS", "maybe"),
         ("SIDECAR_INTERVAL_SECONDS", "-5"),
         ("SIDECAR_PARAMETER_CONFIDENCE", "1.5"),
+        ("SIDECAR_TEMPLATE_MAX_CLUSTERS", "10"),
+        ("SIDECAR_TEMPLATE_MAX_CLUSTERS", "many"),
     ],
 )
 def test_a_bad_value_is_reported_with_its_variable(

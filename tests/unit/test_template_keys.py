@@ -26,12 +26,21 @@ from sidecar.files.source import FileSource
 from sidecar.metrics import SidecarMetrics
 from sidecar.pipeline import CycleOptions, run_cycle
 from sidecar.settings import FieldNames
-from sidecar.types import DetectionBatch, HostSequence, HostState, InputStats, LogEvent
+from sidecar.types import (
+    CycleReport,
+    DetectionBatch,
+    HostSequence,
+    HostState,
+    InputStats,
+    LogEvent,
+    MiningStats,
+)
 from tests.helpers import INCIDENTS, T0, ListSink, read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGON = "Invalid user webmaster from 173.234.31.186"
-LOGON_AGAIN = "Invalid user admin from 10.0.0.7"
+# A value where the name stood: the place varies, so both share one template.
+LOGON_AGAIN = "Invalid user test9 from 10.0.0.7"
 
 
 def event(uuid: str, event_id: str = "", message: str | None = LOGON, ts: int = T0) -> LogEvent:
@@ -143,15 +152,82 @@ def test_the_state_file_keeps_what_two_writers_learned(tmp_path: Path) -> None:
 
     saved = TemplateMiner.from_json(path.read_bytes())
     assert {mined_event_id(i) for i in saved.clusters} == {a, b.events[0].event_id}
-    assert orjson.loads(path.read_bytes())["format"] == 2
+    assert orjson.loads(path.read_bytes())["format"] == 3
     assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
 
 
 def test_an_unreadable_state_file_is_a_checkpoint_error(tmp_path: Path) -> None:
     path = tmp_path / "template-miner.json"
-    path.write_bytes(b'{"format": 1, "clusters": []}')
+    path.write_bytes(b'{"format": 99, "clusters": []}')
     with pytest.raises(CheckpointError, match="unreadable"):
         TemplateLabeller("auto", FileMinerStore(path)).label([event("a")], InputStats())
+
+
+def test_a_state_saved_by_an_older_miner_is_refused_with_a_message_to_retrain(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "template-miner.json"
+    path.write_bytes(b'{"format": 2, "clusters": []}')
+    with pytest.raises(CheckpointError, match=r"older miner.*retrain"):
+        TemplateLabeller("auto", FileMinerStore(path)).label([event("a")], InputStats())
+
+
+def test_labelling_reports_new_templates_rare_templates_and_overflow(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    labeller = TemplateLabeller("auto", MemoryMinerStore(), max_clusters=2)
+    messages = [LOGON, LOGON_AGAIN, "Connection closed by 10.0.0.1", "disk full", "fan stopped"]
+    result = labeller.label(
+        [event(str(i), message=m) for i, m in enumerate(messages)], InputStats()
+    )
+    assert result.mining is not None
+    # logon (one template for two messages), closed; then the miner is full.
+    assert (result.mining.new_templates, result.mining.overflowed) == (3, 2)
+    assert result.mining.templates_known == 3  # the two, and the one overflow template
+    assert result.mining.rare_template_events == 5  # all seen fewer than 10 times
+    assert "template_miner_full" in capsys.readouterr().out
+
+
+def test_metrics_show_templates_and_warn_when_new_templates_keep_coming(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    metrics = SidecarMetrics()
+
+    def cycle(new: int) -> None:
+        report = CycleReport("c", 0, 0, mined_event_ids=200)
+        report.mining = MiningStats(templates_known=50, new_templates=new, rare_template_events=30)
+        metrics.record_cycle(report)
+
+    cycle(40)
+    cycle(40)
+    assert "new_template_rate_high" not in capsys.readouterr().out
+    cycle(40)  # a fifth of the events started a template, three cycles in a row
+    assert "new_template_rate_high" in capsys.readouterr().out
+    cycle(1)
+    value = metrics.registry.get_sample_value
+    assert value("sidecar_templates_known") == 50
+    assert value("sidecar_new_templates_total") == 121
+    assert value("sidecar_rare_template_events_total") == 120
+
+
+def test_training_keys_events_by_the_template_their_template_was_merged_into() -> None:
+    labeller = TemplateLabeller("auto", MemoryMinerStore())
+    users = ["cyrus", "news", "oracle", "guest", "support"]
+    events = [event(u, message=f"session closed for user {u}") for u in users]
+    # One batch each (as cycles come): the first names looked like statements of their own.
+    online = [labeller.label([e], InputStats()).events[0] for e in events]
+    assert len({e.event_id for e in online}) > 1
+    final = labeller.final_ids(online)
+    assert len({e.event_id for e in final}) == 1
+    assert {e.event_id for e in final} == {mined_event_id(i) for i in labeller.miner.clusters}
+
+
+def test_describe_gives_an_event_s_template_and_values() -> None:
+    labeller = TemplateLabeller("auto", MemoryMinerStore())
+    labeller.label([event("a"), event("b", message=LOGON_AGAIN)], InputStats())
+    described = labeller.describe("Invalid user root from 10.9.9.9")
+    assert described is not None and described.template == "Invalid user <*> from <*>"
+    assert described.variables == [("10.9.9.9", "ip"), ("root", "word")]
 
 
 def test_events_that_all_carry_an_event_id_never_touch_the_state(tmp_path: Path) -> None:
@@ -221,10 +297,13 @@ def test_new_events_and_the_context_before_them_carry_mined_ids(docs: list[dict]
     assert mined_total == report.mined_event_ids
     tails = [e for s in checkpoints.states.values() for e in s.tail]
     assert tails and all(e.event_id.startswith(MINED_PREFIX) for e in tails)
-    # The ids are the saved miner's: a restarted process labels these messages alike.
+    # The ids are the saved miner's: a restarted process labels these messages alike, or,
+    # where a template learned during the cycle that a place varies and was merged, the id
+    # given leads to the template the message belongs to now.
     saved = TemplateMiner.from_json(store.state)  # type: ignore[arg-type]
     for e in scored:
-        assert e.event_id == mined_event_id(saved.match(e.message).id)  # type: ignore[arg-type, union-attr]
+        now = saved.match(e.message).id  # type: ignore[arg-type, union-attr]
+        assert saved.resolve(e.event_id.removeprefix(MINED_PREFIX)) == now
 
 
 def test_a_cycle_whose_cursors_fail_to_save_is_redone_with_the_same_ids(docs: list[dict]) -> None:
@@ -257,7 +336,15 @@ def test_a_cycle_whose_cursors_fail_to_save_is_redone_with_the_same_ids(docs: li
     def ids(detector: RecordingDetector) -> dict[str, str]:
         return {e.log_uuid: e.event_id for s in detector.seen for e in s.events}
 
-    assert ids(redone) == ids(failed) and len(ids(redone)) == len(events)
+    # The same ids, or (for a template merged into another during the failed cycle, once a
+    # place was seen to vary) the id the saved state resolves the first one to.
+    saved = TemplateMiner.from_json(store.state)
+
+    def resolved(event_id: str) -> str:
+        return mined_event_id(saved.resolve(event_id.removeprefix(MINED_PREFIX)))
+
+    assert {u: resolved(i) for u, i in ids(failed).items()} == ids(redone)
+    assert len(ids(redone)) == len(events)
 
 
 def test_without_template_mining_events_keep_their_empty_id(docs: list[dict]) -> None:
@@ -314,6 +401,7 @@ def test_train_and_score_from_files_without_event_ids(tmp_path: Path) -> None:
     assert manifest["training_data"]["template_mining"] == {
         "mode": "auto",
         "mined_event_ids": len(training),
+        "miner_format": 3,
     }
     # The model knows exactly the ids the saved state gives: those the cycles will produce.
     known = {k["event_id"] for k in manifest["vocabulary"]["keys"]}
@@ -359,6 +447,13 @@ def test_a_model_is_refused_under_a_mining_mode_that_cannot_produce_its_keys(
     assert (why is not None) is refused, why
     if why:
         assert "SIDECAR_TEMPLATE_MINING" in why and "retrain" in why
+
+
+@pytest.mark.parametrize("miner_format", [None, 2])
+def test_a_model_of_keys_mined_by_an_older_miner_is_refused(miner_format: int | None) -> None:
+    why = key_scheme_mismatch(MINED, "auto", "auto", miner_format)
+    assert why is not None and "retrain" in why and "format" in why
+    assert key_scheme_mismatch(LOGGED, None, "auto", miner_format) is None  # nothing mined
 
 
 def test_scoring_refuses_a_model_trained_on_event_ids_when_every_event_is_mined(
