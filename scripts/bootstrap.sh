@@ -32,9 +32,17 @@ key="$(printf '%s\n%s\n' "$("$python_bin" -V 2>&1)" "$requirements" | sha256sum 
 venv="$cache/venv-$key"
 
 if [ ! -f "$venv/.complete" ]; then
+  mkdir -p "$cache"
+  # Two first runs at once (a test run and a benchmark) would delete each other's half-built
+  # virtualenv: the second waits for the first, then finds it complete.
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"$cache/.bootstrap.lock"
+    flock 9
+  fi
+fi
+if [ ! -f "$venv/.complete" ]; then
   echo "bootstrap: creating $venv (first run downloads torch, a few GB)" >&2
   rm -rf "$venv"
-  mkdir -p "$cache"
   "$python_bin" -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
   # shellcheck disable=SC2086

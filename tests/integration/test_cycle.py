@@ -125,8 +125,11 @@ def test_redoing_a_range_writes_no_duplicates(deployment: Deployment) -> None:
 
 
 def test_embedded_and_cluster_modes_flag_the_same_events(
-    deployment: Deployment, tmp_path: Path, model_dir: Path
+    deployment: Deployment, tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The same detector in both modes: DeepLog alone under the top-g rule, as deployment.cycle.
+    monkeypatch.setenv("SIDECAR_MODELS", "deeplog")
+    monkeypatch.setenv("SIDECAR_VERDICT_RULE", "top_g")
     docs, _ = batch(4, T0 + 10**8, INCIDENTS)
     index_documents(deployment.client, deployment.logs, docs)
     deployment.cycle()
@@ -229,7 +232,9 @@ def test_the_scheduled_service_runs_cycles_serves_probes_and_stops_cleanly_on_si
             "SIDECAR_WATCHED_INDICES": f"{deployment.prefix}-logs-*",
             "SIDECAR_ANOMALY_INDEX": deployment.settings.anomaly_index,
             "SIDECAR_STATE_INDEX": deployment.settings.state_index,
+            "SIDECAR_INCIDENT_INDEX": deployment.settings.incident_index,
             "SIDECAR_MODEL_DIR": str(model_dir),
+            "SIDECAR_MODELS": "deeplog",  # what the `trained` fixture put in model_dir
             "SIDECAR_READ_LAG_SECONDS": "0",
             "SIDECAR_INITIAL_LOOKBACK_SECONDS": str(20 * 365 * 86_400),
             "SIDECAR_INTERVAL_SECONDS": "1",

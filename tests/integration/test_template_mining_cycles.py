@@ -74,6 +74,7 @@ def sidecar(settings: Settings, *args: str, **extra: str) -> dict:
         "SIDECAR_ANOMALY_INDEX": settings.anomaly_index,
         "SIDECAR_STATE_INDEX": settings.state_index,
         "SIDECAR_DEAD_LETTER_INDEX": settings.dead_letter_index,
+        "SIDECAR_INCIDENT_INDEX": settings.incident_index,
         "SIDECAR_MODEL_DIR": str(settings.model_dir),
         "SIDECAR_READ_LAG_SECONDS": "0",
         "SIDECAR_LATENESS_SECONDS": "0",
