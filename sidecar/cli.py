@@ -332,6 +332,8 @@ def maintain_models(settings: Settings, client, models) -> bool:
 
     A failure to learn feedback is logged and the cycle goes on with the current models;
     the marks stay pending and are tried again next cycle."""
+    from opensearchpy.exceptions import OpenSearchException
+
     from sidecar.cluster.feedback import (
         mark_applied,
         pending_false_positives,
@@ -340,7 +342,15 @@ def maintain_models(settings: Settings, client, models) -> bool:
     from sidecar.lifecycle import apply_false_positives
 
     if settings.online_update and settings.shard().index == 0:
-        spread = spread_incident_verdicts(client, settings.incident_index, settings.anomaly_index)
+        try:
+            spread = spread_incident_verdicts(
+                client, settings.incident_index, settings.anomaly_index
+            )
+        except OpenSearchException as exc:
+            # The marks stay on the incidents and are spread by a later cycle; the cycle itself
+            # reports whether the cluster can be reached.
+            log.warning("incident_feedback_deferred", error=str(exc)[:300])
+            spread = 0
         if spread:
             log.info("incident_feedback_spread", annotations=spread)
         for name in settings.models:

@@ -76,6 +76,10 @@ def sidecar(settings: Settings, *args: str, **extra: str) -> dict:
         "SIDECAR_DEAD_LETTER_INDEX": settings.dead_letter_index,
         "SIDECAR_INCIDENT_INDEX": settings.incident_index,
         "SIDECAR_MODEL_DIR": str(settings.model_dir),
+        # Keying is what these tests are about: one model under the papers' rule, as the
+        # in-process references they compare with.
+        "SIDECAR_MODELS": "deeplog",
+        "SIDECAR_VERDICT_RULE": "top_g",
         "SIDECAR_READ_LAG_SECONDS": "0",
         "SIDECAR_LATENESS_SECONDS": "0",
         "SIDECAR_TRAIN_EPOCHS": "20",

@@ -373,6 +373,9 @@ def _cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
             "SIDECAR_TRAIN_EPOCHS": "10",
             "SIDECAR_TRAIN_BATCH_SIZE": "512",
             "SIDECAR_LOG_FORMAT": "json",
+            # Keying is under test: one model under the papers' rule.
+            "SIDECAR_MODELS": "deeplog",
+            "SIDECAR_VERDICT_RULE": "top_g",
             **extra,
         }
     )
