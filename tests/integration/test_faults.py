@@ -176,7 +176,9 @@ def test_the_node_stopped_and_restarted_during_cycles(
                 }
                 == expected
             ),
-            180,
+            # After SIGCONT a node holding a full suite's indices can answer 503 for a while;
+            # why it sometimes takes minutes here is open (issue 18).
+            300,
             "the sidecar to resume and read what came after the outage",
             interval_s=1,
         )
