@@ -67,22 +67,20 @@ class NextKeyCalibration:
     def surprise(
         self, targets: np.ndarray, probability: np.ndarray, impossible: np.ndarray | None = None
     ) -> np.ndarray:
-        if not self.relative:
-            s = -np.log(np.maximum(probability.astype(np.float64), _MIN_PROBABILITY))
-            s = np.where(targets == UNKNOWN, np.inf, s)
-            return s if impossible is None else np.where(impossible, np.inf, s)
+        s = -np.log(np.maximum(probability.astype(np.float64), _MIN_PROBABILITY))
+        if self.relative:
+            s += self._log_base(targets)
+        s = np.where(targets == UNKNOWN, np.inf, s)
+        return s if impossible is None else np.where(impossible, np.inf, s)
+
+    def _log_base(self, targets: np.ndarray) -> np.ndarray:
         freq = self.log_frequency
         # Keys added after training (an online update) are as rare as the rarest known one.
         floor = float(freq[freq > -np.inf].min()) if np.isfinite(freq).any() else 0.0
         base = np.full(len(targets), floor)
         known = targets < len(freq)
         base[known] = freq[targets[known]]
-        base = np.where(np.isfinite(base), base, floor)
-        s = base - np.log(np.maximum(probability.astype(np.float64), _MIN_PROBABILITY))
-        s = np.where(targets == UNKNOWN, np.inf, s)
-        if impossible is not None:
-            s = np.where(impossible, np.inf, s)
-        return s
+        return np.where(np.isfinite(base), base, floor)
 
     def p_values(
         self, targets: np.ndarray, probability: np.ndarray, impossible: np.ndarray | None = None
@@ -140,12 +138,12 @@ def calibrate_next_key(
         if stream
     ]
     rate = events_per_host_day(spans)
+    unfitted = NextKeyCalibration(fit_calibration(np.empty(0), rate), log_frequency, relative)
     if not targets:
-        return NextKeyCalibration(fit_calibration(np.empty(0), rate), log_frequency, relative)
+        return unfitted
     w = np.concatenate(windows)
     t = np.concatenate(targets)
     scores = score_next_keys(model, w, t, 1)
     impossible = impossible_of(w, t) if impossible_of is not None else None
-    calibration = NextKeyCalibration(fit_calibration(np.empty(0), rate), log_frequency, relative)
-    surprise = calibration.surprise(t, scores.probability, impossible)
+    surprise = unfitted.surprise(t, scores.probability, impossible)
     return NextKeyCalibration(fit_calibration(surprise, rate), log_frequency, relative)
