@@ -4,12 +4,15 @@ separate process."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+import weakref
 from pathlib import Path
 
 from tests.helpers import one_pass
@@ -129,14 +132,35 @@ def sidecar_env(dep: Deployment, model_dir: Path, url: str | None = None, **extr
     return env
 
 
-def start_sidecar(env: dict, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "sidecar", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+class SidecarProcess(subprocess.Popen):
+    """The sidecar as a child process whose output goes to files, not pipes.
+
+    Nobody reads a pipe while the test waits on the cluster, so a sidecar that logs a few
+    tracebacks (a node outage does) filled the 64 KiB pipe buffer and blocked in its next log
+    call: it looked like a sidecar that never resumed (issue 18)."""
+
+    def __init__(self, args: list[str], env: dict) -> None:
+        self._folder = tempfile.mkdtemp(prefix="sidecar-output-")
+        weakref.finalize(self, shutil.rmtree, self._folder, True)
+        self._paths = (Path(self._folder) / "stdout", Path(self._folder) / "stderr")
+        # Appending, so reading the files while it runs never moves where it writes.
+        with self._paths[0].open("ab") as out, self._paths[1].open("ab") as err:
+            super().__init__(args, env=env, stdout=out, stderr=err, text=True)
+
+    def communicate(self, input=None, timeout=None):  # noqa: A002 - Popen's signature
+        self.wait(timeout)
+        return self.output()
+
+    def output(self) -> tuple[str, str]:
+        """What it printed so far: stdout and stderr."""
+        return (
+            self._paths[0].read_text(encoding="utf-8", errors="replace"),
+            self._paths[1].read_text(encoding="utf-8", errors="replace"),
+        )
+
+
+def start_sidecar(env: dict, *args: str) -> SidecarProcess:
+    return SidecarProcess([sys.executable, "-m", "sidecar", *args], env)
 
 
 def wait_for(condition, timeout_s: float, what: str, interval_s: float = 0.2) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +17,13 @@ from sidecar.demo.runner import index_documents
 from sidecar.errors import WriteError
 from tests.helpers import INCIDENTS, T0, TRAIN_HOSTS, flagged_in_one_pass, read_jsonl, write_jsonl
 from tests.integration.conftest import Deployment
-from tests.integration.support import free_port, http_get, last_event_per_host, metric
+from tests.integration.support import (
+    free_port,
+    http_get,
+    last_event_per_host,
+    metric,
+    start_sidecar,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -245,13 +249,7 @@ def test_the_scheduled_service_runs_cycles_serves_probes_and_stops_cleanly_on_si
             "SIDECAR_HTTP_PORT": str(port),
         }
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sidecar", "run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_sidecar(env, "run")
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(deployment.states()) < TRAIN_HOSTS:
