@@ -54,6 +54,9 @@ from fleet_data import (
 )
 
 RESULTS = ROOT / "benchmarks" / "results" / "fleet.json"
+# The checkout whose `python -m sidecar` is measured: this one unless --sidecar-root names
+# another (e.g. a worktree of an older commit, for a "before" figure).
+PRODUCT = {"root": ROOT}
 PROXY_GAP_MS = 10 * MINUTE
 SPAN_KINDS = ("host_quiet", "beacon")  # found by time overlap too, not only by log_uuid
 TARGETS = {
@@ -77,7 +80,7 @@ KIND_SHORT = {
 
 def _env(models: list[str] | None) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (
+    env["PYTHONPATH"] = str(PRODUCT["root"]) + (
         os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
     )
     env.pop("SIDECAR_MODEL_DIR", None)
@@ -89,25 +92,30 @@ def _env(models: list[str] | None) -> dict[str, str]:
     return env
 
 
-def _sidecar(args: list[str], models: list[str] | None, log_path: Path) -> tuple[str, float]:
-    """Runs `python -m sidecar ARGS`; returns (stdout, seconds). stderr goes to log_path."""
+def _sidecar(args: list[str], models: list[str] | None, log_path: Path) -> tuple[str, float, float]:
+    """Runs `python -m sidecar ARGS`; returns (stdout, seconds, peak RSS in MiB). stderr goes
+    to log_path, stdout to a file beside it (a pipe nobody reads while it runs could fill)."""
     command = [sys.executable, "-m", "sidecar", *args]
+    out_path = log_path.with_suffix(".out")
     started = time.perf_counter()
-    with log_path.open("wb") as log:
-        done = subprocess.run(
-            command, cwd=ROOT, env=_env(models), stdout=subprocess.PIPE, stderr=log, check=False
+    with log_path.open("wb") as log, out_path.open("wb") as out:
+        process = subprocess.Popen(
+            command, cwd=PRODUCT["root"], env=_env(models), stdout=out, stderr=log
         )
+        _pid, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
-    if done.returncode != 0:
+    returncode = os.waitstatus_to_exitcode(status)
+    process.returncode = returncode
+    if returncode != 0:
         tail = log_path.read_text(errors="replace")[-2000:]
-        raise SystemExit(f"{' '.join(command)} failed with exit {done.returncode}:\n{tail}")
-    return done.stdout.decode(errors="replace"), seconds
+        raise SystemExit(f"{' '.join(command)} failed with exit {returncode}:\n{tail}")
+    return out_path.read_text(errors="replace"), seconds, usage.ru_maxrss / 1024
 
 
 def score_has_incidents_file() -> bool:
     out = subprocess.run(
         [sys.executable, "-m", "sidecar", "score", "--help"],
-        cwd=ROOT,
+        cwd=PRODUCT["root"],
         env=_env(None),
         capture_output=True,
         check=False,
@@ -123,7 +131,7 @@ def default_models() -> list[str]:
             "-c",
             "from sidecar.settings import Settings; print(','.join(Settings().models))",
         ],
-        cwd=ROOT,
+        cwd=PRODUCT["root"],
         env=_env(None),
         capture_output=True,
         check=True,
@@ -138,18 +146,20 @@ class Trained:
     epochs: int | None = None
     distinct_windows: int | None = None
     version: str | None = None
+    fit_seconds: float | None = None  # the training loop alone, as the manifest records it
+    peak_rss_mib: float | None = None
 
 
 def train(
     model: str, data: FleetData, model_dir: Path, work: Path, epochs: int | None = None
 ) -> Trained:
     extra = ["--epochs", str(epochs)] if epochs is not None else []
-    stdout, seconds = _sidecar(
+    stdout, seconds, rss = _sidecar(
         ["train", "--from-file", str(data.train_path), "--model-dir", str(model_dir), *extra],
         [model],
         work / f"train-{model}.log",
     )
-    trained = Trained(model, seconds)
+    trained = Trained(model, seconds, peak_rss_mib=round(rss, 1))
     try:
         result = json.loads(stdout)
         training = (result.get("training") or {}) if isinstance(result, dict) else {}
@@ -157,6 +167,7 @@ def train(
         trained.version = result.get("version")
         trained.epochs = summary.get("epochs_run")
         trained.distinct_windows = summary.get("distinct_windows")
+        trained.fit_seconds = summary.get("seconds")
     except (ValueError, AttributeError):
         pass
     return trained
@@ -409,7 +420,7 @@ def score(
     incidents_path = work / f"incidents-{label}.jsonl"
     if incidents_option:
         args += ["--incidents-file", str(incidents_path)]
-    stdout, seconds = _sidecar(
+    stdout, seconds, _rss = _sidecar(
         [*args, "--model-dir", str(model_dir)], models, work / f"score-{label}.log"
     )
     try:
@@ -521,11 +532,14 @@ def write_results(key: str, run: dict) -> None:
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, check=True
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=PRODUCT["root"],
+            capture_output=True,
+            check=True,
         )
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--", "sidecar"],
-            cwd=ROOT,
+            cwd=PRODUCT["root"],
             capture_output=True,
             check=True,
         )
@@ -575,9 +589,21 @@ def main(argv: list[str] | None = None) -> int:
         "trained there instead of training them again (train s shows as nan)",
     )
     parser.add_argument(
+        "--no-default-set",
+        action="store_true",
+        help="score only --models (alone and together), not also the product's default set",
+    )
+    parser.add_argument(
+        "--sidecar-root",
+        type=Path,
+        help="measure the product in this checkout (e.g. a worktree of an older commit)",
+    )
+    parser.add_argument(
         "--keep", type=Path, help="keep the data, models and outputs in this directory"
     )
     args = parser.parse_args(argv)
+    if args.sidecar_root is not None:
+        PRODUCT["root"] = args.sidecar_root.resolve()
     config = config_from_args(args)
     singles = [m.strip().lower() for m in args.models.split(",") if m.strip()]
     started = time.perf_counter()
@@ -603,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
         if tuple(defaults) in labels:
             alias = next(s for s in sets if tuple(s[2]) == tuple(defaults))
             sets = [(f"{s[0]} (= default)" if s is alias else s[0], s[1], s[2]) for s in sets]
-        else:
+        elif not args.no_default_set:
             sets.append((f"default ({_label(defaults)})", None, defaults))
         model_dir = work / "models"
         trained: dict[str, Trained] = {}
@@ -624,7 +650,9 @@ def main(argv: list[str] | None = None) -> int:
             trained[model] = train(model, data, model_dir, work, args.epochs)
             t = trained[model]
             say(
-                f"  {model}: {t.seconds:.0f} s, {t.epochs} epochs, {t.distinct_windows} distinct windows"
+                f"  {model}: {t.seconds:.0f} s in all, {t.fit_seconds} s training loop, "
+                f"{t.epochs} epochs, {t.distinct_windows} distinct windows, "
+                f"peak RSS {t.peak_rss_mib} MiB"
             )
         results: list[SetResult] = []
         for label, models, resolved in sets:

@@ -314,7 +314,7 @@ def config_for(model: str, args: argparse.Namespace):
             alpha=args.pca_alpha,
             tfidf=args.pca_tfidf,
         )
-    # A fixed number of epochs (no early stop), chosen on dev: see docs/hdfs-benchmark.md.
+    # Trained through the product's stop rule (sidecar/models/fitting.py), as `train` does.
     if model == "autoencoder":
         return AutoencoderConfig(
             window_size=args.window,
@@ -322,7 +322,6 @@ def config_for(model: str, args: argparse.Namespace):
             epochs=args.epochs,
             batch_size=args.batch,
             seed=SEED,
-            patience=args.epochs,
         )
     common = {
         "window_size": args.window,
@@ -330,7 +329,6 @@ def config_for(model: str, args: argparse.Namespace):
         "epochs": args.epochs,
         "batch_size": args.batch,
         "seed": SEED,
-        "patience": args.epochs,
     }
     if model == "loganomaly":
         return LogAnomalyConfig(**common)
@@ -773,7 +771,7 @@ def main() -> int:
     parser.add_argument("--min-probability", type=float, default=3e-4)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--g-max", type=int, default=15)
-    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--epochs", type=int, default=Settings().train_epochs)
     parser.add_argument("--pca-variance", type=float, default=PCAConfig().variance)
     parser.add_argument("--pca-alpha", type=float, default=PCAConfig().alpha)
     parser.add_argument(

@@ -268,7 +268,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         # One replica retrains; the others pick the promoted version up from the store.
         retrainer = threading.Thread(
             target=_retrain_every,
-            args=(settings, client, stop),
+            args=(settings, client, stop, metrics),
             name="retrain",
             daemon=True,
         )
@@ -394,16 +394,20 @@ def retrain_all(
     now_ms: int | None = None,
     end_ms: int | None = None,
     days: float | None = None,
+    progress=None,
 ) -> list[dict]:
     """Retrain every configured model on the rolling window; each candidate is promoted only
-    if the held-out slice's false-positive rate does not rise (sidecar.lifecycle.retrain)."""
+    if the held-out slice's false-positive rate does not rise (sidecar.lifecycle.retrain).
+    `progress`: a TrainingProgress (sidecar/training_progress.py) to report to."""
     from sidecar.cluster.feedback import confirmed_incidents
     from sidecar.lifecycle import retrain
+    from sidecar.training_progress import TrainingProgress
 
+    progress = progress or TrainingProgress()
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     start, holdout_from, end = _retrain_window(settings, now_ms, end_ms, days)
     stats = InputStats()
-    streams = _read_streams(settings, client, start, end, stats)
+    streams = _read_streams(settings, client, start, end, stats, progress)
     _mine_training_keys(settings, streams, stats, in_cluster=True)
     confirmed = confirmed_incidents(
         client, settings.anomaly_index, start, end, settings.incident_index
@@ -429,26 +433,34 @@ def retrain_all(
             tolerance=settings.retrain_fpr_tolerance,
             recall_tolerance=settings.retrain_recall_tolerance,
             host_group_pattern=settings.host_group_pattern or None,
+            on_epoch=progress.epochs(name),
         )
+        progress.finished(name)
         outcomes.append(outcome.to_json())
     return outcomes
 
 
-def _retrain_every(settings: Settings, client, stop: threading.Event) -> None:
+def _retrain_every(settings: Settings, client, stop: threading.Event, metrics) -> None:
+    from sidecar.training_progress import TrainingProgress
+
     store = model_store(settings, client)
     while not stop.wait(settings.retrain_interval_seconds):
         try:
-            retrain_all(settings, client, store)
+            retrain_all(settings, client, store, progress=TrainingProgress(gauges=metrics))
         except Exception as exc:  # noqa: BLE001 - a failed retraining keeps the current model
             log.error("retrain_failed", kind=type(exc).__name__, error=str(exc))
 
 
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     from sidecar.cluster.client import make_client
+    from sidecar.training_progress import TrainingProgress
 
     client = make_client(settings)
     end_ms = _parse_instant(args.end) if args.end else None
-    outcomes = retrain_all(settings, client, model_store(settings, client), None, end_ms, args.days)
+    store = model_store(settings, client)
+    outcomes = retrain_all(
+        settings, client, store, None, end_ms, args.days, TrainingProgress.for_command()
+    )
     print(_dumps(outcomes[0] if len(outcomes) == 1 else outcomes))
     return 0
 
@@ -526,8 +538,10 @@ def _parse_instant(text: str) -> int:
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from sidecar.training import group_by_host, train_model
+    from sidecar.training_progress import TrainingProgress
 
     stats = InputStats()
+    progress = TrainingProgress.for_command()
     if args.from_file:
         from sidecar.files.source import read_jsonl_events
 
@@ -543,9 +557,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             )
         ]
         streams = group_by_host(events)
+        progress.read(len(events), len(streams), done=True)
         data: dict[str, object] = {"source": "files", "files": [str(f) for f in args.from_file]}
     else:
-        streams, data = _cluster_training_streams(args, settings, stats)
+        streams, data = _cluster_training_streams(args, settings, stats, progress)
     mined = _mine_training_keys(settings, streams, stats, in_cluster=not args.from_file)
     if mined is not None:
         from sidecar.encoding.drain import STATE_FORMAT
@@ -574,9 +589,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             model_config(name, settings),
             store,
             data,
-            on_epoch=lambda epoch, loss: log.debug("epoch", epoch=epoch, loss=round(loss, 5)),
+            on_epoch=progress.epochs(name),
             host_group_pattern=settings.host_group_pattern or None,
         )
+        progress.finished(name)
         results.append(
             {
                 "model": artifact.name,
@@ -632,20 +648,33 @@ def _mine_training_keys(
     return mined
 
 
-def _read_streams(settings: Settings, client, start_ms: int, end_ms: int, stats: InputStats):
+# Events between two "training_data_reading" progress lines.
+READ_PROGRESS_EVERY = 100_000
+
+
+def _read_streams(
+    settings: Settings, client, start_ms: int, end_ms: int, stats: InputStats, progress=None
+):
     """Every host's events in [start, end] from the watched indices, in reading order."""
     source = cluster_source(settings, client)
     streams = {}
+    events = reported = 0
     for host in source.hosts_with_new({}, start_ms, end_ms):
         stream = [
             e for page in source.read(host, None, start_ms, end_ms, stats) for e in page.events
         ]
         if stream:
             streams[host] = stream
+            events += len(stream)
+        if progress is not None and events - reported >= READ_PROGRESS_EVERY:
+            progress.read(events, len(streams))
+            reported = events
+    if progress is not None:
+        progress.read(events, len(streams), done=True)
     return streams
 
 
-def _cluster_training_streams(args, settings: Settings, stats: InputStats):
+def _cluster_training_streams(args, settings: Settings, stats: InputStats, progress=None):
     from sidecar.cluster.client import make_client
 
     now_ms = int(time.time() * 1000)
@@ -654,7 +683,7 @@ def _cluster_training_streams(args, settings: Settings, stats: InputStats):
     )
     days = args.days if args.days is not None else settings.train_days
     start_ms = _parse_instant(args.start) if args.start else end_ms - int(days * 86_400_000)
-    streams = _read_streams(settings, make_client(settings), start_ms, end_ms, stats)
+    streams = _read_streams(settings, make_client(settings), start_ms, end_ms, stats, progress)
     data = {
         "source": "cluster",
         "indices": settings.watched_indices,

@@ -19,6 +19,7 @@ from sidecar.errors import ModelError
 from sidecar.eventkeys import key_scheme_mismatch
 from sidecar.models.artifacts import ModelArtifact, load_artifact, save_artifact
 from sidecar.models.catalog import DetectorOptions, kind_of
+from sidecar.models.fitting import EpochHook
 from sidecar.models.nextkey import TrainingSummary
 from sidecar.models.online import MarkedWindow
 from sidecar.models.store import Activation, ModelStore
@@ -346,6 +347,7 @@ def retrain(
     tolerance: float = 0.0,
     recall_tolerance: float = 0.0,
     host_group_pattern: str | None = None,
+    on_epoch: EpochHook | None = None,
 ) -> RetrainOutcome:
     """Train a candidate on the events before `holdout_from_ms`, minus the events analysts
     confirmed as incidents (they are not normal behaviour to learn); score the held-out rest
@@ -367,6 +369,7 @@ def retrain(
         {**training_data, "holdout_from_ms": holdout_from_ms, "left_out_incidents": len(confirmed)},
         activate=None,
         host_group_pattern=host_group_pattern,
+        on_epoch=on_epoch,
     )
     kind = kind_of(name)
 

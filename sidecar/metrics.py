@@ -115,6 +115,41 @@ class SidecarMetrics:
         self.model_info = Gauge(
             "sidecar_model_info", "Loaded models (value 1)", ["model", "version"], registry=r
         )
+        self.training_phase_gauge = Gauge(
+            "sidecar_training_phase",
+            "Scheduled retraining's phase: 1 for the current one (idle, reading, training)",
+            ["phase"],
+            registry=r,
+        )
+        self.training_phase("idle")
+        self.training_events = Gauge(
+            "sidecar_training_events_read",
+            "Events the current or last retraining has read",
+            registry=r,
+        )
+        self.training_epochs = Gauge(
+            "sidecar_training_epoch",
+            "Epochs the current or last retraining of a model has run",
+            ["model"],
+            registry=r,
+        )
+        self.training_seconds = Gauge(
+            "sidecar_training_seconds",
+            "Seconds the current or last retraining of a model has trained",
+            ["model"],
+            registry=r,
+        )
+
+    def training_phase(self, phase: str, model: str | None = None) -> None:
+        for known in ("idle", "reading", "training"):
+            self.training_phase_gauge.labels(known).set(1 if known == phase else 0)
+
+    def training_read(self, events: int) -> None:
+        self.training_events.set(events)
+
+    def training_epoch(self, model: str, epoch: int, seconds: float) -> None:
+        self.training_epochs.labels(model).set(epoch)
+        self.training_seconds.labels(model).set(round(seconds, 3))
 
     def record_cycle(self, report: CycleReport, now_s: float | None = None) -> None:
         now_s = time.time() if now_s is None else now_s

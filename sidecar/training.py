@@ -77,8 +77,17 @@ def train_model(
         "training_finished",
         model=name,
         version=artifact.version,
+        events=events,
+        hosts=len(streams),
+        keys=vocabulary.known,
         epochs=trained.summary.epochs_run,
+        stopped=trained.summary.stopped or None,
         final_loss=round(losses[-1], 4) if losses else None,
+        held_out_loss=(
+            round(min(trained.summary.held_out_losses), 4)
+            if trained.summary.held_out_losses
+            else None
+        ),
         seconds=round(trained.summary.seconds, 1),
     )
     return artifact

@@ -17,7 +17,7 @@ training inputs lie in [0, 1] and a burst past anything seen in training exceeds
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from sidecar.models.countvectors import CountConfig, CountVectors, weighted_quantile
-from sidecar.models.fitting import fit_weighted
+from sidecar.models.fitting import EpochHook, fit_weighted
 from sidecar.models.nextkey import TrainingSummary
 
 __all__ = ["AutoencoderConfig", "CountAutoencoder", "train_autoencoder"]
@@ -42,9 +42,10 @@ class AutoencoderConfig(CountConfig):
     batch_size: int = 128
     learning_rate: float = 2e-3
     seed: int = 42
-    # Stop early once the epoch loss has not improved by min_improvement for `patience` epochs.
-    patience: int = 10
-    min_improvement: float = 1e-5
+    # Stop once the held-out loss has not improved by more than this share of its best for
+    # `patience` epochs (sidecar/models/fitting.py).
+    patience: int = 3
+    min_relative_improvement: float = 0.01
 
 
 class CountAutoencoder(nn.Module):
@@ -101,7 +102,7 @@ def train_autoencoder(
     data: CountVectors,
     config: AutoencoderConfig,
     *,
-    on_epoch: Callable[[int, float], None] | None = None,
+    on_epoch: EpochHook | None = None,
 ) -> TrainingSummary:
     """Weighted squared error over distinct vectors with Adam, then the threshold from the
     training errors; deterministic for a given seed."""
@@ -113,7 +114,7 @@ def _train(
     net: CountAutoencoder,
     data: CountVectors,
     config: AutoencoderConfig,
-    on_epoch: Callable[[int, float], None] | None,
+    on_epoch: EpochHook | None,
 ) -> TrainingSummary:
     started = time.perf_counter()
     with torch.no_grad():

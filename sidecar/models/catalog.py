@@ -16,7 +16,7 @@ from torch import nn
 
 from sidecar.encoding.vocabulary import Vocabulary
 from sidecar.errors import ModelError
-from sidecar.models.nextkey import TrainingSummary
+from sidecar.models.fitting import EpochHook, TrainingSummary
 from sidecar.ports import Detector
 from sidecar.types import LogEvent
 
@@ -29,8 +29,6 @@ __all__ = [
     "KINDS",
     "kind_of",
 ]
-
-EpochHook = Callable[[int, float], None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ network once per call, however many hosts or events share it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Protocol, Self
 
@@ -18,7 +18,7 @@ from torch import nn
 
 from sidecar.encoding.vocabulary import PAD, UNKNOWN
 from sidecar.encoding.windows import windows_with_targets
-from sidecar.models.fitting import TrainingSummary, fit_weighted
+from sidecar.models.fitting import EpochHook, TrainingSummary, fit_weighted
 
 __all__ = [
     "distinct_rows",
@@ -45,9 +45,10 @@ class NextKeyConfig:
     batch_size: int = 128
     learning_rate: float = 2e-3
     seed: int = 42
-    # Stop early once the epoch loss has not improved by min_improvement for `patience` epochs.
-    patience: int = 10
-    min_improvement: float = 1e-4
+    # Stop once the held-out loss has not improved by more than this share of its best for
+    # `patience` epochs (sidecar/models/fitting.py).
+    patience: int = 3
+    min_relative_improvement: float = 0.01
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -196,7 +197,7 @@ def train_next_key_model(
     pairs: TrainingPairs,
     config: NextKeyConfig,
     *,
-    on_epoch: Callable[[int, float], None] | None = None,
+    on_epoch: EpochHook | None = None,
 ) -> TrainingSummary:
     """Weighted cross-entropy over distinct pairs with Adam; deterministic for a given seed."""
     started = time.perf_counter()

@@ -19,6 +19,7 @@ from sidecar.models.catalog import (
     TrainedNet,
     UpdatedModel,
 )
+from sidecar.models.fitting import EpochProgress
 from sidecar.models.online import MarkedWindow
 from sidecar.models.parameter_detector import ParameterDetector
 from sidecar.models.parameters import (
@@ -45,7 +46,8 @@ def _fit(
 ) -> TrainedNet:
     fitted = fit_parameter_model(streams, vocabulary, config)
     if on_epoch is not None:
-        on_epoch(1, fitted.summary.losses[0])  # closed form: one "epoch"
+        # Closed form: one "epoch", nothing held out.
+        on_epoch(EpochProgress(1, 1, fitted.summary.losses[0], None, fitted.summary.seconds, 0, 1))
     return TrainedNet(fitted.net, fitted.summary, {NAME: {"slots": fitted.slots, **fitted.stats}})
 
 

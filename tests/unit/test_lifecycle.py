@@ -244,7 +244,9 @@ def test_a_candidate_that_learned_a_confirmed_incident_as_normal_is_not_promoted
     assert notes["status"] == "rejected"
     assert notes["evaluation"]["candidate"]["caught"] == learned.candidate.caught
 
-    # The same incident once, confirmed: left out of training, still flagged, promoted.
+    # The same incident once, confirmed: left out of training, still flagged, promoted. Two
+    # trainings on slightly different data may differ by one of its five events (the
+    # recall tolerance).
     once, (only,) = host_005_with(1, start, 600)
     kept = retrain(
         store,
@@ -256,9 +258,10 @@ def test_a_candidate_that_learned_a_confirmed_incident_as_normal_is_not_promoted
         {},
         confirmed=only,
         tolerance=0.001,
+        recall_tolerance=0.2,
     )
-    assert kept.candidate.incidents == len(only) and kept.candidate.caught > 0
-    assert kept.candidate.recall >= kept.current.recall
+    assert kept.candidate.incidents == len(only) == 5 and kept.candidate.caught > 0
+    assert kept.candidate.recall >= kept.current.recall - 0.2
     assert kept.promoted, kept.reason
     assert store.active("deeplog") == kept.candidate.version
 
