@@ -145,8 +145,9 @@ def test_on_a_terminal_the_epochs_rewrite_one_line() -> None:
         on_epoch(EpochProgress(2, 4, 0.4, None, 2.0, 0, 3))
         progress.finished("autoencoder")
     assert logs == []
-    assert terminal.getvalue().count("\r") == 2 and terminal.getvalue().endswith("\n")
-    assert "autoencoder epoch 2/4 [############............] loss 0.4000, 2 s" in terminal.getvalue()
+    drawn = terminal.getvalue()
+    assert drawn.count("\r") == 2 and drawn.endswith("\n")
+    assert "autoencoder epoch 2/4 [############............] loss 0.4000, 2 s" in drawn
 
 
 @pytest.mark.parametrize("items", [300, EPOCH_SAMPLES + 1])
