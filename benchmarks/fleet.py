@@ -255,8 +255,8 @@ def product_incidents(documents: list[dict]) -> list[Reported]:
                 (
                     "first_event_ms",
                     "first_ms",
-                    "first_event",
                     "first_event_at",
+                    "first_event",
                     "first",
                     "start_ms",
                     "start",
@@ -272,8 +272,8 @@ def product_incidents(documents: list[dict]) -> list[Reported]:
                 (
                     "last_event_ms",
                     "last_ms",
-                    "last_event",
                     "last_event_at",
+                    "last_event",
                     "last",
                     "end_ms",
                     "end",
