@@ -249,7 +249,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         report = cluster_cycle(settings, client, models.detectors, threading.Event())
         print(_dumps({**report.summary(), "models": models.versions()}))
         return 0
-    metrics = SidecarMetrics()
+    metrics = SidecarMetrics(alert_budget=settings.alert_budget)
     for name, version in models.versions().items():
         metrics.model_info.labels(name, version).set(1)
     health = Health(

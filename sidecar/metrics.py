@@ -7,6 +7,7 @@ import time
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from sidecar.quietness import DAY_MS, QuietWindow
 from sidecar.types import UNREADABLE_REASONS, CycleReport
 
 __all__ = ["SidecarMetrics", "NEW_TEMPLATE_RATE", "NEW_TEMPLATE_CYCLES"]
@@ -20,9 +21,19 @@ NEW_TEMPLATE_RATE = 0.1
 NEW_TEMPLATE_CYCLES = 3
 
 
+# Warn when the live incident rate, over at least a host-day of log time, exceeds the budget
+# this many times: real incidents do that too, but so do models that no longer fit the fleet.
+OVER_BUDGET_FACTOR = 3.0
+
+
 class SidecarMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, alert_budget: float | None = None
+    ) -> None:
         self.registry = registry or CollectorRegistry()
+        self.alert_budget = alert_budget
+        self._quiet = QuietWindow()
+        self._over_budget = False
         r = self.registry
         self.cycles = Counter("sidecar_cycles", "Cycles run, by outcome", ["outcome"], registry=r)
         self.cycle_seconds = Histogram(
@@ -115,6 +126,7 @@ class SidecarMetrics:
         self.model_info = Gauge(
             "sidecar_model_info", "Loaded models (value 1)", ["model", "version"], registry=r
         )
+        self._init_quietness(r)
         self.training_phase_gauge = Gauge(
             "sidecar_training_phase",
             "Scheduled retraining's phase: 1 for the current one (idle, reading, training)",
@@ -139,6 +151,70 @@ class SidecarMetrics:
             ["model"],
             registry=r,
         )
+
+    def _init_quietness(self, r: CollectorRegistry) -> None:
+        self.events_flagged = Counter(
+            "sidecar_events_flagged", "Distinct events any model flagged", registry=r
+        )
+        self.incidents = Counter(
+            "sidecar_incidents", "Incidents opened or extended, by change", ["change"], registry=r
+        )
+        self.anomalies_folded = Counter(
+            "sidecar_anomalies_folded",
+            "Flagged events counted on their incident instead of written as a document",
+            registry=r,
+        )
+        self.host_seconds = Counter(
+            "sidecar_host_seconds_covered",
+            "Log time the hosts' cursors moved over, summed over hosts (seconds)",
+            registry=r,
+        )
+        self.flag_rate = Gauge(
+            "sidecar_flagged_per_10k_events",
+            "Flagged events per 10,000 events read, over the cycles of the last 24 h",
+            registry=r,
+        )
+        self.incident_rate = Gauge(
+            "sidecar_incidents_per_host_day",
+            "Incidents opened per host-day of log time read, over the cycles of the last 24 h "
+            "(NaN below one host-hour)",
+            registry=r,
+        )
+        self.budget = Gauge(
+            "sidecar_alert_budget",
+            "Expected false incidents per host per day the thresholds are set for "
+            "(SIDECAR_ALERT_BUDGET)",
+            registry=r,
+        )
+        if self.alert_budget is not None:
+            self.budget.set(self.alert_budget)
+
+    def _record_quietness(self, report: CycleReport, now_s: float) -> None:
+        self.events_flagged.inc(report.events_flagged)
+        self.incidents.labels("opened").inc(report.incidents_opened)
+        self.incidents.labels("extended").inc(report.incidents_extended)
+        self.anomalies_folded.inc(report.anomalies_folded)
+        self.host_seconds.inc(report.host_ms_covered / 1000)
+        window = self._quiet.add(report, now_s)
+        per_10k, per_host_day = window.flagged_per_10k, window.incidents_per_host_day
+        self.flag_rate.set(per_10k if per_10k is not None else float("nan"))
+        self.incident_rate.set(per_host_day if per_host_day is not None else float("nan"))
+        over = (
+            self.alert_budget is not None
+            and per_host_day is not None
+            and window.host_ms >= DAY_MS
+            and per_host_day > OVER_BUDGET_FACTOR * self.alert_budget
+        )
+        if over and not self._over_budget:
+            log.warning(
+                "incident_rate_over_budget",
+                incidents_per_host_day=round(per_host_day, 3),  # type: ignore[arg-type]
+                alert_budget=self.alert_budget,
+                host_days=round(window.host_ms / DAY_MS, 2),
+                hint="real incidents, or models that no longer fit the fleet: look at the "
+                "incidents, mark false ones, or retrain",
+            )
+        self._over_budget = bool(over)
 
     def training_phase(self, phase: str, model: str | None = None) -> None:
         for known in ("idle", "reading", "training"):
@@ -176,6 +252,7 @@ class SidecarMetrics:
             self.host_lag.labels(host).set(max(0.0, now_s - ts_ms / 1000))
         self.max_host_lag.set(max(lags, default=0.0))
         self.last_success.set(now_s)
+        self._record_quietness(report, now_s)
 
     def _record_mining(self, report: CycleReport) -> None:
         mining = report.mining

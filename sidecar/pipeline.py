@@ -19,13 +19,9 @@ import structlog
 from sidecar.annotate import anomaly_document, anomaly_id
 from sidecar.diagnosis import with_workflows
 from sidecar.encoding.semantics import template_text
-from sidecar.incidents import (
-    IncidentLimits,
-    OpenIncident,
-    advance_incidents,
-    incident_document,
-)
+from sidecar.incidents import IncidentLimits, OpenIncident, advance_incidents, incident_document
 from sidecar.ports import AnomalySink, CheckpointStore, Detector, EventKeys, EventSource, Page
+from sidecar.quietness import covered_ms, distinct_flagged
 from sidecar.sharding import Shard
 from sidecar.types import (
     Cursor,
@@ -296,6 +292,7 @@ def _flush(cycle: _Cycle, batch: _Batch) -> None:
         # the expected path rides along in every anomaly document.
         for detection in with_workflows(result.detections, getattr(detector, "workflows", None)):
             by_host.setdefault(detection.event.host, []).append(detection)
+    report.events_flagged += distinct_flagged(by_host.values())
     documents, incident_documents, still_open = _documents(cycle, by_host)
     written = cycle.sink.write(documents)  # raises unless every document is accounted for
     for _, doc in documents:
@@ -326,6 +323,7 @@ def _flush(cycle: _Cycle, batch: _Batch) -> None:
             new_state = new_state.pruned(cycle.plan.floor_ms)
         if host in still_open:
             new_state = new_state.with_incident(still_open[host])
+        report.host_ms_covered += covered_ms(previous, new_state, batch.events.get(host))
         states[host] = new_state
         behind = cycle.rewound_from.get(host)
         if behind is not None:

@@ -214,6 +214,10 @@ class CycleReport:
     incidents_extended: int = 0
     # Flagged events counted on their incident instead of written as their own document.
     anomalies_folded: int = 0
+    # Distinct events any model flagged, and the log time the advanced hosts' cursors moved
+    # over (summed over hosts): the live false-alarm rates are per event and per host-day.
+    events_flagged: int = 0
+    host_ms_covered: int = 0
     input: InputStats = field(default_factory=InputStats)
     # Documents the watched indices hold that no read can reach (no timestamp, no host, a
     # timestamp in the future or not epoch-based), by reason: the state of the indices now.
@@ -241,6 +245,8 @@ class CycleReport:
             "incidents_opened": self.incidents_opened,
             "incidents_extended": self.incidents_extended,
             "anomalies_folded": self.anomalies_folded,
+            "events_flagged": self.events_flagged,
+            "host_ms_covered": self.host_ms_covered,
             "rejected": dict(self.input.rejected),
             "repaired": dict(self.input.repaired),
             "unreadable": dict(self.unreadable),

@@ -224,4 +224,16 @@ def test_the_shipped_models_and_verdicts_write_annotations_and_incidents_from_fi
         hits = [d for d in written if set(d["log_uuids"]) & set(incident.log_uuids)]
         assert [d["host"] for d in hits] == [incident.host], incident.kind
     assert {a["incident_id"] for a in annotations} <= {d["_id"] for d in written}
-    assert orjson.loads(scored.stdout)["incidents_opened"] == len(written)
+    summary = orjson.loads(scored.stdout)
+    assert summary["incidents_opened"] == len(written)
+    # What the live rates are made of: every distinct flagged event once, however many models
+    # flagged it, and the log time each host's cursor moved over.
+    flagged = {(a["host"], a["log_uuid"]) for a in annotations}
+    assert summary["events_flagged"] >= len(flagged)
+    read = read_jsonl(events_file)
+    spans = {}
+    for doc in read:
+        t = int(doc["_zl_timestamp"])
+        first, last = spans.get(doc["HOSTNAME"], (t, t))
+        spans[doc["HOSTNAME"]] = (min(first, t), max(last, t))
+    assert summary["host_ms_covered"] == sum(last - first for first, last in spans.values())
