@@ -435,7 +435,7 @@ def retrain_all(
             host_group_pattern=settings.host_group_pattern or None,
             on_epoch=progress.epochs(name),
         )
-        progress.finished(name)
+        progress.finished()
         outcomes.append(outcome.to_json())
     return outcomes
 
@@ -592,7 +592,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             on_epoch=progress.epochs(name),
             host_group_pattern=settings.host_group_pattern or None,
         )
-        progress.finished(name)
+        progress.finished()
         results.append(
             {
                 "model": artifact.name,

@@ -216,7 +216,7 @@ class SidecarMetrics:
             )
         self._over_budget = bool(over)
 
-    def training_phase(self, phase: str, model: str | None = None) -> None:
+    def training_phase(self, phase: str) -> None:
         for known in ("idle", "reading", "training"):
             self.training_phase_gauge.labels(known).set(1 if known == phase else 0)
 

@@ -57,29 +57,32 @@ class Quietness:
 
 
 class QuietWindow:
-    """Sums of the cycles that finished within the last `seconds` (wall clock)."""
+    """Sums of the cycles that finished within the last `seconds` (wall clock), kept as running
+    totals: with a short interval a day holds tens of thousands of cycles."""
 
     def __init__(self, seconds: float = 86_400.0) -> None:
         self.seconds = seconds
         self._cycles: deque[tuple[float, Quietness]] = deque()
+        self._total = Quietness(0, 0, 0, 0)
 
     def add(self, report: CycleReport, now_s: float) -> Quietness:
-        self._cycles.append(
-            (
-                now_s,
-                Quietness(
-                    report.events_read,
-                    report.events_flagged,
-                    report.incidents_opened,
-                    report.host_ms_covered,
-                ),
-            )
+        cycle = Quietness(
+            report.events_read,
+            report.events_flagged,
+            report.incidents_opened,
+            report.host_ms_covered,
         )
+        self._cycles.append((now_s, cycle))
+        self._total = _plus(self._total, cycle, 1)
         while self._cycles and self._cycles[0][0] < now_s - self.seconds:
-            self._cycles.popleft()
-        return Quietness(
-            sum(q.events for _, q in self._cycles),
-            sum(q.flagged for _, q in self._cycles),
-            sum(q.incidents_opened for _, q in self._cycles),
-            sum(q.host_ms for _, q in self._cycles),
-        )
+            self._total = _plus(self._total, self._cycles.popleft()[1], -1)
+        return self._total
+
+
+def _plus(total: Quietness, cycle: Quietness, sign: int) -> Quietness:
+    return Quietness(
+        total.events + sign * cycle.events,
+        total.flagged + sign * cycle.flagged,
+        total.incidents_opened + sign * cycle.incidents_opened,
+        total.host_ms + sign * cycle.host_ms,
+    )

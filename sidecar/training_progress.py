@@ -24,7 +24,7 @@ BAR_WIDTH = 24
 
 
 class TrainingGauges(Protocol):
-    def training_phase(self, phase: str, model: str | None = None) -> None: ...
+    def training_phase(self, phase: str) -> None: ...
 
     def training_read(self, events: int) -> None: ...
 
@@ -56,7 +56,7 @@ class TrainingProgress:
 
     def epochs(self, model: str) -> EpochHook:
         if self.gauges is not None:
-            self.gauges.training_phase("training", model)
+            self.gauges.training_phase("training")
 
         def on_epoch(progress: EpochProgress) -> None:
             if self.gauges is not None:
@@ -82,12 +82,12 @@ class TrainingProgress:
 
         return on_epoch
 
-    def finished(self, model: str) -> None:
+    def finished(self) -> None:
         if self.terminal is not None:
             self.terminal.write("\n")
             self.terminal.flush()
         if self.gauges is not None:
-            self.gauges.training_phase("idle", model)
+            self.gauges.training_phase("idle")
 
 
 def progress_line(model: str, progress: EpochProgress) -> str:

@@ -132,7 +132,7 @@ def test_progress_goes_to_log_lines_off_a_terminal_and_to_the_gauges() -> None:
     assert 'sidecar_training_phase{phase="idle"} 0.0' in text
     assert "sidecar_training_events_read 1234.0" in text
     assert 'sidecar_training_epoch{model="deeplog"} 2.0' in text
-    progress.finished("deeplog")
+    progress.finished()
     assert 'sidecar_training_phase{phase="idle"} 1.0' in generate_latest(metrics.registry).decode()
 
 
@@ -143,7 +143,7 @@ def test_on_a_terminal_the_epochs_rewrite_one_line() -> None:
         on_epoch = progress.epochs("autoencoder")
         on_epoch(EpochProgress(1, 4, 0.5, None, 1.0, 0, 3))
         on_epoch(EpochProgress(2, 4, 0.4, None, 2.0, 0, 3))
-        progress.finished("autoencoder")
+        progress.finished()
     assert logs == []
     drawn = terminal.getvalue()
     assert drawn.count("\r") == 2 and drawn.endswith("\n")
