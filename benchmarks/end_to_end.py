@@ -28,16 +28,16 @@ from opensearchpy.helpers import streaming_bulk
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sidecar.cli import cluster_cycle
+from devtools.demo.generator import fleet, normal_documents
+from devtools.node import DevNode
+from sidecar.app.service import cluster_cycle
+from sidecar.app.settings import Settings
 from sidecar.cluster.bootstrap import install_templates
 from sidecar.cluster.client import make_client
-from sidecar.demo.generator import fleet, normal_documents
-from sidecar.devnode import DevNode
-from sidecar.events import parse_event
-from sidecar.models.deeplog import DeepLogConfig
-from sidecar.models.registry import build_detector
-from sidecar.settings import FieldNames, Settings
-from sidecar.training import group_by_host, train_model
+from sidecar.encoding.events import FieldNames, parse_event
+from sidecar.lifecycle.training import group_by_host, train_model
+from sidecar.models.nextkey.build import build_detector
+from sidecar.models.nextkey.deeplog import DeepLogConfig
 from sidecar.types import InputStats
 
 T0 = 1_700_000_000_000

@@ -129,7 +129,7 @@ def default_models() -> list[str]:
         [
             sys.executable,
             "-c",
-            "from sidecar.settings import Settings; print(','.join(Settings().models))",
+            "from sidecar.app.settings import Settings; print(','.join(Settings().models))",
         ],
         cwd=PRODUCT["root"],
         env=_env(None),

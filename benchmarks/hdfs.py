@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,22 +37,23 @@ sys.path.insert(0, str(ROOT))
 
 from hdfs_data import documents, load_sessions, load_templates, session_events
 
-from sidecar.cli import detector_options, model_config
-from sidecar.cli import main as sidecar_cli
+from sidecar.app.main import main as sidecar_cli
+from sidecar.app.settings import Settings
+from sidecar.app.wiring import detector_options, model_config
 from sidecar.encoding.vocabulary import UNKNOWN, Vocabulary
 from sidecar.encoding.windows import windows_with_targets
-from sidecar.models.autoencoder import AutoencoderConfig
+from sidecar.lifecycle.training import train_model
+from sidecar.models.base import TrainingChoices
 from sidecar.models.catalog import DetectorOptions, kind_of
-from sidecar.models.countdetector import CountVectorDetector, score_count_windows
-from sidecar.models.countvectors import CountVectors, idf_weights, training_count_vectors
-from sidecar.models.deeplog import DeepLogConfig
-from sidecar.models.detector import NextKeyDetector
-from sidecar.models.loganomaly import LogAnomalyConfig, count_bursts
-from sidecar.models.nextkey import score_next_keys
-from sidecar.models.pca import PCAConfig, PCANet, fit_pca
-from sidecar.models.registry import build_detector
-from sidecar.settings import Settings
-from sidecar.training import train_model
+from sidecar.models.countvector.autoencoder import AutoencoderConfig
+from sidecar.models.countvector.detector import CountVectorDetector, score_count_windows
+from sidecar.models.countvector.pca import PCAConfig, PCANet, fit_pca
+from sidecar.models.countvector.vectors import CountVectors, idf_weights, training_count_vectors
+from sidecar.models.nextkey.build import build_detector
+from sidecar.models.nextkey.core import NextKeyConfig, count_bursts, score_next_keys
+from sidecar.models.nextkey.detector import NextKeyDetector
+from sidecar.models.nextkey.loganomaly import LogAnomalyConfig
+from sidecar.models.parameter.model import ParameterConfig
 from sidecar.types import HostSequence, LogEvent
 
 # DeepLog paper test set (HDFS): 553,366 normal and 16,838 abnormal sessions.
@@ -62,7 +64,6 @@ PUBLISHED = {
     "logdeep LogAnomaly": {"precision": 0.969, "recall": 0.983, "f1": 0.976},
 }
 SEED = 42
-COUNT_MODELS = ("pca", "autoencoder")
 # Count-vector models flag a window whose error exceeds its threshold; swept like g, as
 # multiples of the trained threshold.
 THRESHOLD_CUTS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -307,32 +308,27 @@ def shipped(model: str, train, dev, is_abnormal: np.ndarray, workdir: Path) -> d
 
 
 def config_for(model: str, args: argparse.Namespace):
-    if model == "pca":
-        return PCAConfig(
+    """The benchmark's choices for `model`, through the catalog as `train` goes. Trained through
+    the product's stop rule (sidecar/models/fitting.py), as `train` does."""
+    config = kind_of(model).configure(
+        TrainingChoices(
             window_size=args.window,
-            variance=args.pca_variance,
-            alpha=args.pca_alpha,
-            tfidf=args.pca_tfidf,
-        )
-    # Trained through the product's stop rule (sidecar/models/fitting.py), as `train` does.
-    if model == "autoencoder":
-        return AutoencoderConfig(
-            window_size=args.window,
-            quantile=args.ae_quantile,
+            top_g=args.g,
             epochs=args.epochs,
             batch_size=args.batch,
             seed=SEED,
+            similarity_threshold=LogAnomalyConfig().similarity_threshold,
+            parameter_confidence=ParameterConfig().confidence,
+            pca_variance=args.pca_variance,
+            pca_alpha=args.pca_alpha,
+            autoencoder_quantile=args.ae_quantile,
         )
-    common = {
-        "window_size": args.window,
-        "top_g": args.g,
-        "epochs": args.epochs,
-        "batch_size": args.batch,
-        "seed": SEED,
-    }
-    if model == "loganomaly":
-        return LogAnomalyConfig(**common)
-    return DeepLogConfig(**common)
+    )
+    return replace(config, tfidf=args.pca_tfidf) if isinstance(config, PCAConfig) else config
+
+
+def next_key(model: str) -> bool:
+    return issubclass(kind_of(model).config_type, NextKeyConfig)
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
@@ -385,7 +381,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix="hdfs-bench-"))
     results["shipped"] = {}
     for model in args.models:
-        if model in ("deeplog", "loganomaly"):
+        if next_key(model):
             row = shipped(model, train, dev, is_abnormal, workdir)
             results["shipped"][model] = row  # type: ignore[index]
             print(
@@ -404,7 +400,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             {"source": "hdfs train_normal.txt"},
         )
         train_s = time.perf_counter() - started
-        if model in COUNT_MODELS:
+        if not next_key(model):
             results["models"][model] = {  # type: ignore[index]
                 **evaluate_count_model(
                     model, artifact, train_s, dev, is_abnormal, train_events, args, workdir

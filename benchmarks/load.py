@@ -1,6 +1,6 @@
 """Load test for the reliability report: cycles complete, memory stays bounded, nothing is lost.
 
-Two scenarios on a real OpenSearch node (sidecar.devnode), each in its own watched index with
+Two scenarios on a real OpenSearch node (devtools.node), each in its own watched index with
 its own anomaly and state indices, each read by ONE `python -m sidecar run --once` process
 configured only through SIDECAR_* variables (SIDECAR_BATCH_EVENTS and SIDECAR_PAGE_SIZE at
 their defaults):
@@ -54,13 +54,13 @@ sys.path.insert(0, str(ROOT))
 
 from end_to_end import MAPPING, T0, bare_scan, load_index, sidecar_env
 
+from devtools.demo.generator import HostProfile, fleet, normal_documents
+from devtools.node import DevNode
+from sidecar.app.settings import Settings
 from sidecar.cluster.client import make_client
-from sidecar.demo.generator import HostProfile, fleet, normal_documents
-from sidecar.devnode import DevNode
-from sidecar.events import parse_event
-from sidecar.models.deeplog import DeepLogConfig
-from sidecar.settings import FieldNames, Settings
-from sidecar.training import group_by_host, train_model
+from sidecar.encoding.events import FieldNames, parse_event
+from sidecar.lifecycle.training import group_by_host, train_model
+from sidecar.models.nextkey.deeplog import DeepLogConfig
 from sidecar.types import InputStats
 
 LOOKBACK_S = 20 * 365 * 86_400  # reaches back past T0 (Nov 2023) from any plausible "now"

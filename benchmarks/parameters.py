@@ -35,21 +35,15 @@ sys.path.insert(0, str(ROOT))
 
 from sidecar.encoding.parameters import number_slots
 from sidecar.encoding.vocabulary import Vocabulary
-from sidecar.models.parameter_detector import ParameterDetector
-from sidecar.models.parameters import (
-    TIMING,
-    FittedParameters,
-    ParameterConfig,
+from sidecar.models.parameter.detector import ParameterDetector
+from sidecar.models.parameter.features import (
     features_of,
-    fit_parameter_model,
-    held_out_mask,
     history_matrix,
     layout_of,
-    normalise,
     previous_of_same_key,
-    score_vectors,
-    z_for,
 )
+from sidecar.models.parameter.fit import FittedParameters, fit_parameter_model, held_out_mask
+from sidecar.models.parameter.model import TIMING, ParameterConfig, normalise, score_vectors, z_for
 from sidecar.types import HostSequence, LogEvent
 
 DATA = ROOT.parent / "shared" / "data" / "loghub"

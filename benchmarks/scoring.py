@@ -6,7 +6,7 @@ same process on the same events, one after the other, so the ratio holds on a no
 the flagged events must be identical (asserted).
 
 Workloads: the HDFS dev sessions (../shared/data/hdfs) and a generated stream of 500+ hosts
-(sidecar.demo.generator). Models are trained briefly (speed, not quality, is measured here).
+(devtools.demo.generator). Models are trained briefly (speed, not quality, is measured here).
 
     ./scripts/bench.sh scoring [--hosts 500] [--naive-events N]
 """
@@ -17,6 +17,7 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +29,15 @@ sys.path.insert(0, str(ROOT))
 
 from hdfs_data import DEFAULT_DATA, load_sessions, load_templates, session_events
 
-from sidecar.demo.generator import documents_with_incidents, fleet, normal_documents
+from devtools.demo.generator import documents_with_incidents, fleet, normal_documents
+from sidecar.encoding.events import FieldNames, parse_event
 from sidecar.encoding.vocabulary import UNKNOWN
 from sidecar.encoding.windows import windows_with_targets
-from sidecar.events import parse_event
-from sidecar.models.deeplog import DeepLogConfig
-from sidecar.models.detector import NextKeyDetector
-from sidecar.models.loganomaly import LogAnomalyConfig, count_bursts
-from sidecar.models.registry import build_detector
-from sidecar.settings import FieldNames
-from sidecar.training import group_by_host, train_model
+from sidecar.lifecycle.training import group_by_host, train_model
+from sidecar.models.catalog import kind_of
+from sidecar.models.nextkey.build import build_detector
+from sidecar.models.nextkey.core import count_bursts
+from sidecar.models.nextkey.detector import NextKeyDetector
 from sidecar.types import HostSequence, InputStats, LogEvent
 
 SEED = 42
@@ -129,8 +129,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     for name, (train, score) in workloads(args).items():
         per_model = {}
         for model in MODELS:
-            config_cls = LogAnomalyConfig if model == "loganomaly" else DeepLogConfig
-            config = config_cls(epochs=args.epochs, batch_size=512, seed=SEED)
+            config = replace(
+                kind_of(model).config_type(), epochs=args.epochs, batch_size=512, seed=SEED
+            )
             artifact = train_model(model, train, config, workdir / name, {})
             detector = build_detector(artifact)
             subset = first_events(score, args.naive_events) if args.naive_events else score

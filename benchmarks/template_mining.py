@@ -41,8 +41,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sidecar.encoding.drain import TemplateMiner
-from sidecar.encoding.masking import DELIMITERS, mask
+from sidecar.templates.drain import TemplateMiner
+from sidecar.templates.masking import DELIMITERS, mask
 
 DATA = ROOT.parent / "shared" / "data" / "loghub"
 OUT = ROOT / "benchmarks" / "results" / "template_mining.json"

@@ -7,5 +7,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$("$root/scripts/bootstrap.sh")"
 cd "$root"
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-"$venv/bin/ruff" check sidecar tests benchmarks
+"$venv/bin/ruff" check sidecar devtools tests benchmarks
+# The layer and dependency contracts in pyproject.toml ([tool.importlinter]).
+"$venv/bin/lint-imports" --config "$root/pyproject.toml"
 exec "$venv/bin/python" -m pytest "$@"

@@ -1,10 +1,12 @@
-"""The pipeline's view of the outside world. Cluster and JSON-lines adapters implement these."""
+"""Every port in one place: the pipeline's view of the outside world (sources, sinks,
+checkpoints, event keys, detectors) and the stores the lifecycle and template mining keep their
+state in. The cluster and JSON-lines adapters implement them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sidecar.types import (
     Cursor,
@@ -17,6 +19,10 @@ from sidecar.types import (
     MiningStats,
 )
 
+if TYPE_CHECKING:  # the shapes ports name; nothing is loaded at run time
+    from sidecar.templates.drain import TemplateMiner
+    from sidecar.workflows.learn import WorkflowSet
+
 __all__ = [
     "Page",
     "WriteResult",
@@ -26,6 +32,9 @@ __all__ = [
     "CheckpointStore",
     "EventKeys",
     "Detector",
+    "Activation",
+    "ModelStore",
+    "MinerStore",
 ]
 
 
@@ -141,5 +150,79 @@ class Detector(Protocol):
     name: str
     version: str
     window_size: int
+    # The normal workflows learned with the model (sidecar/workflows/), which annotations
+    # summarise; None when the model has none. The lifecycle attaches them after loading.
+    workflows: WorkflowSet | None
 
     def detect(self, sequences: Sequence[HostSequence]) -> DetectionBatch: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    """One move of a model's active pointer: to `version`, from `previous`, and why."""
+
+    version: str
+    previous: str | None
+    reason: str
+    at: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "previous": self.previous,
+            "reason": self.reason,
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Activation:
+        previous = data.get("previous")
+        return cls(
+            str(data["version"]),
+            None if previous is None else str(previous),
+            str(data.get("reason", "")),
+            str(data.get("at", "")),
+        )
+
+
+class ModelStore(Protocol):
+    def put(
+        self, name: str, version: str, manifest: dict[str, object], blobs: dict[str, bytes]
+    ) -> None:
+        """Store a new version; a version, once stored, never changes."""
+        ...
+
+    def get(self, name: str, version: str) -> tuple[dict[str, object], dict[str, bytes]]: ...
+
+    def manifests(self, name: str) -> list[dict[str, object]]:
+        """Every stored version's manifest, oldest first."""
+        ...
+
+    def active(self, name: str) -> str | None: ...
+
+    def activate(self, name: str, version: str, reason: str) -> Activation:
+        """Make `version` the one that scores; recorded in the history."""
+        ...
+
+    def history(self, name: str) -> list[Activation]:
+        """Activations, oldest first."""
+        ...
+
+    def annotate(self, name: str, version: str, notes: dict[str, object]) -> None:
+        """Attach mutable notes to a version (an evaluation, a rejection reason)."""
+        ...
+
+    def notes(self, name: str, version: str) -> dict[str, object]: ...
+
+
+class MinerStore(Protocol):
+    """Where a template miner's state lives between processes."""
+
+    def load(self) -> TemplateMiner | None:
+        """The saved state, or None when nothing was saved yet."""
+        ...
+
+    def save(self, miner: TemplateMiner) -> None:
+        """Store `miner`. When another writer saved since `load`, their state is merged into
+        `miner` first (no id of either is lost)."""
+        ...

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 __all__ = [
+    "now_iso",
     "LogEvent",
     "Cursor",
     "HostState",
@@ -96,7 +98,7 @@ class HostState:
     # A bucket the cluster now holds more documents in has received late ones.
     counts: tuple[tuple[int, int], ...] = ()
     read_through_ms: int | None = None
-    # The host's incident still open to extension (sidecar/incidents.py), as JSON.
+    # The host's incident still open to extension (sidecar/pipeline/incidents.py), as JSON.
     incident: dict[str, object] | None = None
 
     def advanced(
@@ -318,7 +320,8 @@ class NextStep(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class WorkflowSummary:
-    """The normal workflow around an anomaly, for the host's group (see sidecar/diagnosis.py)."""
+    """The normal workflow around an anomaly, for the host's group (see
+    sidecar/workflows/diagnose.py)."""
 
     group: str
     from_key: str | None  # the key the expectation starts from (the last one the workflow knows)
@@ -380,3 +383,7 @@ class Detection:
 class DetectionBatch:
     detections: list[Detection]
     scored: int
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.demo.generator import fleet, normal_documents
+from devtools.demo.generator import fleet, normal_documents
+from sidecar.lifecycle.training import group_by_host, train_model
 from sidecar.models.artifacts import ModelArtifact
-from sidecar.models.deeplog import DeepLogConfig
-from sidecar.models.loganomaly import LogAnomalyConfig
-from sidecar.training import group_by_host, train_model
+from sidecar.models.nextkey.deeplog import DeepLogConfig
+from sidecar.models.nextkey.loganomaly import LogAnomalyConfig
 from tests.helpers import T0, TRAIN_EVENTS_PER_HOST, TRAIN_HOSTS, to_events, write_jsonl
 
 # Fewer, larger steps than the product's defaults: enough for the synthetic fleet, and the

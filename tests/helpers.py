@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
 
-from sidecar.events import parse_event
+from sidecar.encoding.events import FieldNames, parse_event
 from sidecar.files.sink import MemoryCheckpoints
 from sidecar.files.source import FileSource
 from sidecar.models.artifacts import ModelArtifact
-from sidecar.models.registry import build_detector
-from sidecar.pipeline import CycleOptions, run_cycle
+from sidecar.models.nextkey.build import build_detector
+from sidecar.pipeline.cycle import CycleOptions, run_cycle
 from sidecar.ports import WriteResult
-from sidecar.settings import FieldNames
 from sidecar.types import InputStats, LogEvent
 
 T0 = 1_700_000_000_000  # a fixed epoch-ms origin keeps every run identical
@@ -26,6 +29,20 @@ INCIDENTS = {
     "host-005": "privilege_without_logon",
     "host-007": "logoff_storm",
 }
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def printed_by_fresh_interpreter(code: str, hash_seed: int) -> object:
+    """The JSON value `code` prints when a new Python process runs it with PYTHONHASHSEED set:
+    a value computed with `hash()` (salted per process) differs between such processes."""
+    env = {**os.environ, "PYTHONHASHSEED": str(hash_seed), "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def to_events(docs: Iterable[dict[str, object]]) -> list[LogEvent]:

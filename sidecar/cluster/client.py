@@ -1,9 +1,10 @@
-"""The one place an OpenSearch client is built from settings."""
+"""The one place an OpenSearch client is built from the connection settings."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import orjson
 from opensearchpy import OpenSearch
@@ -16,11 +17,32 @@ from opensearchpy.exceptions import (
 )
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.serializer import JSONSerializer
+from pydantic import SecretStr
 
 from sidecar.errors import AccessError
-from sidecar.settings import Settings
 
-__all__ = ["make_client", "OrjsonSerializer", "reachable", "check_access"]
+__all__ = ["Connection", "make_client", "OrjsonSerializer", "reachable", "check_access"]
+
+
+class Connection(Protocol):
+    """What building a client reads from the settings (sidecar.app.settings.Settings has it);
+    the adapter states it here so that it never imports the command layer."""
+
+    cluster_urls: list[str]
+    request_timeout_seconds: float
+    request_max_retries: int
+    verify_certs: bool
+    http_compress: bool
+    ca_bundle: Path | None
+    username: str | None
+    password: SecretStr | None
+    api_key: SecretStr | None
+    aws_sigv4: bool
+    aws_region: str | None
+    aws_service: str
+    state_index: str
+
+    def redacted(self) -> dict[str, object]: ...
 
 
 class OrjsonSerializer(JSONSerializer):
@@ -48,7 +70,7 @@ class OrjsonSerializer(JSONSerializer):
             return super().dumps(data)
 
 
-def make_client(settings: Settings) -> OpenSearch:
+def make_client(settings: Connection) -> OpenSearch:
     kwargs: dict[str, object] = {
         "hosts": list(settings.cluster_urls),
         "timeout": settings.request_timeout_seconds,
@@ -70,7 +92,7 @@ def make_client(settings: Settings) -> OpenSearch:
     return OpenSearch(**kwargs)
 
 
-def aws_signer(settings: Settings) -> Any:
+def aws_signer(settings: Connection) -> Any:
     """SigV4 signing with credentials from botocore's chain, refreshed as they expire."""
     import botocore.session
     from opensearchpy import Urllib3AWSV4SignerAuth
@@ -95,7 +117,7 @@ def reachable(client: OpenSearch, index: str) -> bool:
     return True
 
 
-def check_access(client: OpenSearch, settings: Settings) -> None:
+def check_access(client: OpenSearch, settings: Connection) -> None:
     """Fail fast on what no retry can fix: a certificate that does not verify, credentials the
     cluster refuses, a role that may not read the sidecar's own state. A cluster that is merely
     down is left to the cycle loop, which backs off and retries."""

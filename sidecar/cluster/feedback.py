@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import NotFoundError
 
+from sidecar.encoding.marks import MarkedWindow, marked_from_document
 from sidecar.errors import WriteError
-from sidecar.models.online import MarkedWindow, marked_from_document
-from sidecar.models.store import now_iso
+from sidecar.types import now_iso
 
 __all__ = [
     "VERDICTS",

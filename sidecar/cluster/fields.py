@@ -12,8 +12,8 @@ from typing import Literal
 
 from opensearchpy import OpenSearch
 
+from sidecar.encoding.events import FieldNames
 from sidecar.errors import SourceUnavailable
-from sidecar.settings import FieldNames
 
 __all__ = ["TimestampKind", "ResolvedFields", "IndexGroup", "Layout", "resolve_layout", "kind_of"]
 

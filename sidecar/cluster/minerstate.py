@@ -14,8 +14,8 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConflictError, ConnectionTimeout, NotFoundError, TransportError
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 
-from sidecar.encoding.drain import TemplateMiner
 from sidecar.errors import CheckpointError
+from sidecar.templates.drain import TemplateMiner
 
 __all__ = ["ClusterMinerStore", "MINER_DOCUMENT_ID", "MINER_FIELD"]
 

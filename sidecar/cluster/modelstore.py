@@ -20,7 +20,8 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConflictError, NotFoundError
 
 from sidecar.errors import ModelError
-from sidecar.models.store import Activation, now_iso
+from sidecar.ports import Activation
+from sidecar.types import now_iso
 
 __all__ = ["ClusterModelStore", "CHUNK_BYTES"]
 

@@ -27,10 +27,15 @@ from sidecar.cluster.queries import (
     timestamp_value,
     unreadable_query,
 )
+from sidecar.encoding.events import (
+    FieldNames,
+    canonical_host,
+    clean_text,
+    parse_event,
+    parse_timestamp_ms,
+)
 from sidecar.errors import SourceUnavailable
-from sidecar.events import canonical_host, clean_text, parse_event, parse_timestamp_ms
 from sidecar.ports import Page
-from sidecar.settings import FieldNames
 from sidecar.types import Cursor, HostState, InputStats, LatenessPlan, LogEvent
 
 __all__ = ["ClusterSource", "check_search_response"]

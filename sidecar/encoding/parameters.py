@@ -7,7 +7,7 @@ and `euid#0`. Naming slots by their anchor word rather than by the number's ordi
 slot in place when an earlier, optional number (a numeric user name, say) comes and goes.
 
 Identifiers that contain digits but are not quantities (uuids, block ids, addresses, hex ids,
-dates and times of day) are masked first, as drain's masks do (sidecar/encoding/drain.py),
+dates and times of day) are masked first, as drain's masks do (sidecar/templates/drain.py),
 so they are never read as values. Version strings (6.1.7601) and names with digits (host-003,
 ssh2) are not numbers either. Only the first CONTEXT_MESSAGE_CHARS are read, so an event read
 back from a host's saved tail yields the same values as when it was first read.

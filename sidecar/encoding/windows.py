@@ -1,13 +1,23 @@
-"""Sliding windows of h keys, each paired with the key that follows it."""
+"""Sliding windows of h keys, each paired with the key that follows it; the distinct pairs a
+model trains on, and the exact window cache scoring deduplicates with."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from sidecar.encoding.vocabulary import PAD
 
-__all__ = ["windows_with_targets", "windows_for_streams"]
+__all__ = [
+    "windows_with_targets",
+    "windows_for_streams",
+    "distinct_rows",
+    "TrainingPairs",
+    "training_pairs",
+]
 
 
 def windows_with_targets(
@@ -56,3 +66,62 @@ def windows_for_streams(
     rows = np.repeat(offsets, lengths) + (np.arange(total) - np.repeat(firsts, lengths))
     windows = sliding_window_view(flat, h)[rows]
     return np.ascontiguousarray(windows), flat[rows + h]
+
+
+_MIX = np.random.default_rng(20261122).integers(1, 2**62, size=4_096, dtype=np.uint64) | 1
+
+
+def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct rows, index of each row's distinct row): an exact window cache.
+
+    Rows are hashed to one uint64 each, so the dedup is a 1-D sort instead of a row-wise
+    lexicographic one; every row is then compared with its representative and any hash
+    collision falls back to the exact row-wise method.
+    """
+    if len(rows) == 0 or rows.shape[1] > len(_MIX):
+        unique, inverse = np.unique(rows, axis=0, return_inverse=True)
+        return unique, inverse.reshape(-1)
+    with np.errstate(over="ignore"):
+        hashes = (rows.astype(np.uint64) * _MIX[: rows.shape[1]]).sum(axis=1, dtype=np.uint64)
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    unique = rows[first]
+    if not np.array_equal(unique[inverse], rows):
+        unique, inverse = np.unique(rows, axis=0, return_inverse=True)
+    return unique, inverse.reshape(-1)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingPairs:
+    """Distinct (window, next key) pairs with how often each occurred.
+
+    Logs repeat themselves; training on distinct pairs weighted by their counts optimises the
+    same loss as training on every window, at a fraction of the cost.
+    """
+
+    windows: np.ndarray  # [m, h]
+    targets: np.ndarray  # [m]
+    counts: np.ndarray  # [m]
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+
+def training_pairs(
+    sequences: Iterable[np.ndarray], h: int, keep: Iterable[np.ndarray] | None = None
+) -> TrainingPairs:
+    """Distinct pairs of every sequence; with `keep` (a mask per sequence), only the pairs whose
+    target it keeps (the rest is held out), each window still built from the whole sequence."""
+    parts = []
+    masks = iter(keep) if keep is not None else None
+    for keys in sequences:
+        windows, targets = windows_with_targets(np.empty(0, dtype=np.int64), keys, h)
+        if masks is not None:
+            mask = next(masks)
+            windows, targets = windows[mask], targets[mask]
+        if len(targets):
+            parts.append(np.concatenate([windows, targets[:, None]], axis=1))
+    if not parts:
+        raise ValueError("no training windows: the training data holds no events")
+    rows, counts = np.unique(np.concatenate(parts), axis=0, return_counts=True)
+    return TrainingPairs(rows[:, :h].copy(), rows[:, h].copy(), counts.astype(np.int64))

@@ -6,8 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from sidecar.encoding.drain import TemplateMiner
 from sidecar.errors import CheckpointError
+from sidecar.templates.drain import TemplateMiner
 
 __all__ = ["FileMinerStore", "MemoryMinerStore", "MINER_STATE_FILE"]
 

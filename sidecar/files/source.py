@@ -8,9 +8,8 @@ from pathlib import Path
 import orjson
 import structlog
 
-from sidecar.events import parse_event
+from sidecar.encoding.events import FieldNames, parse_event
 from sidecar.ports import Page
-from sidecar.settings import FieldNames
 from sidecar.types import Cursor, HostState, InputStats, LatenessPlan, LogEvent
 
 __all__ = ["read_jsonl_events", "FileSource"]

@@ -19,8 +19,10 @@ import torch
 from sidecar import __version__
 from sidecar.encoding.vocabulary import Vocabulary
 from sidecar.errors import ModelError
-from sidecar.models.nextkey import TrainingSummary
-from sidecar.models.store import ModelStore, as_store
+from sidecar.models.catalog import kind_of
+from sidecar.models.fitting import TrainingSummary
+from sidecar.models.store import as_store
+from sidecar.ports import ModelStore
 
 __all__ = [
     "FORMAT_VERSION",
@@ -125,7 +127,6 @@ def latest_version(store: ModelStore | Path, name: str) -> str:
 
 def load_artifact(store: ModelStore | Path, name: str, version: str | None = None) -> ModelArtifact:
     """The active version of `name`, or the given one; checked against its manifest."""
-    from sidecar.models.catalog import kind_of  # the catalog imports detectors, which import us
 
     store = as_store(store)
     version = version or latest_version(store, name)

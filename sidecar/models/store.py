@@ -1,4 +1,5 @@
-"""Where model versions live: a small storage interface and its file (PVC) implementation.
+"""Where model versions live on a file system (a PVC): the ModelStore port (sidecar/ports.py)
+over a directory.
 
 A store keeps, per model name, immutable versions (a JSON manifest plus named binary blobs) and
 one *active* version with the history of how it came to be active, so a rollback is a pointer
@@ -10,78 +11,15 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 import orjson
 
 from sidecar.errors import ModelError
+from sidecar.ports import Activation, ModelStore
+from sidecar.types import now_iso
 
-__all__ = ["ModelStore", "Activation", "FileModelStore", "as_store", "now_iso"]
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass(frozen=True, slots=True)
-class Activation:
-    """One move of a model's active pointer: to `version`, from `previous`, and why."""
-
-    version: str
-    previous: str | None
-    reason: str
-    at: str
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "version": self.version,
-            "previous": self.previous,
-            "reason": self.reason,
-            "at": self.at,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, object]) -> Activation:
-        previous = data.get("previous")
-        return cls(
-            str(data["version"]),
-            None if previous is None else str(previous),
-            str(data.get("reason", "")),
-            str(data.get("at", "")),
-        )
-
-
-class ModelStore(Protocol):
-    def put(
-        self, name: str, version: str, manifest: dict[str, object], blobs: dict[str, bytes]
-    ) -> None:
-        """Store a new version; a version, once stored, never changes."""
-        ...
-
-    def get(self, name: str, version: str) -> tuple[dict[str, object], dict[str, bytes]]: ...
-
-    def manifests(self, name: str) -> list[dict[str, object]]:
-        """Every stored version's manifest, oldest first."""
-        ...
-
-    def active(self, name: str) -> str | None: ...
-
-    def activate(self, name: str, version: str, reason: str) -> Activation:
-        """Make `version` the one that scores; recorded in the history."""
-        ...
-
-    def history(self, name: str) -> list[Activation]:
-        """Activations, oldest first."""
-        ...
-
-    def annotate(self, name: str, version: str, notes: dict[str, object]) -> None:
-        """Attach mutable notes to a version (an evaluation, a rejection reason)."""
-        ...
-
-    def notes(self, name: str, version: str) -> dict[str, object]: ...
+__all__ = ["FileModelStore", "as_store"]
 
 
 _ACTIVE = "LATEST"  # the file name older sidecars wrote: a model directory stays readable

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.devnode import cache_dir
+from devtools.node import cache_dir
 
 HELM_VERSION = "v3.16.4"
 VALIDATOR_SRC = Path(__file__).parent / "k8svalidate"

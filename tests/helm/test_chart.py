@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sidecar.settings import Settings
+from sidecar.app.settings import Settings
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "log-anomaly-sidecar"
 SCENARIOS = sorted(p.name for p in (CHART / "ci").glob("*-values.yaml"))

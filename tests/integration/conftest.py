@@ -1,4 +1,4 @@
-"""A real single-node OpenSearch, started once per test session (sidecar.devnode).
+"""A real single-node OpenSearch, started once per test session (devtools.node).
 
 Set SIDECAR_TEST_OPENSEARCH_URL to run against a node you already have. Tests isolate
 themselves by index names, never by mocking the client.
@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from opensearchpy import OpenSearch
 
-from sidecar.cli import cluster_cycle
+from devtools.node import DevNode
+from sidecar.app.service import cluster_cycle
+from sidecar.app.settings import Settings
 from sidecar.cluster.bootstrap import install_templates
 from sidecar.cluster.client import make_client
-from sidecar.devnode import DevNode
 from sidecar.models.artifacts import ModelArtifact
-from sidecar.models.registry import build_detector
-from sidecar.settings import Settings
+from sidecar.models.nextkey.build import build_detector
 from sidecar.types import CycleReport
 
 # Every integration test runs once per engine. SIDECAR_TEST_ENGINES narrows the list

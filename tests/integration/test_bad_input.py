@@ -12,9 +12,9 @@ import uuid
 import orjson
 import pytest
 
-from sidecar.demo.generator import documents_with_incidents, fleet
-from sidecar.demo.runner import index_documents
-from sidecar.models.detector import REASON_UNSEEN_KEY
+from devtools.demo.generator import documents_with_incidents, fleet
+from devtools.demo.runner import index_documents
+from sidecar.models.nextkey.detector import REASON_UNSEEN_KEY
 from tests.helpers import T0, TRAIN_HOSTS, flagged_in_one_pass
 from tests.integration.conftest import Deployment
 from tests.integration.support import assert_nothing_lost, last_event_per_host

@@ -13,12 +13,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from sidecar.cli import cluster_cycle
+from devtools.demo.generator import documents_with_incidents, fleet
+from devtools.demo.runner import index_documents
+from sidecar.app.service import cluster_cycle
 from sidecar.cluster.client import make_client
-from sidecar.demo.generator import documents_with_incidents, fleet
-from sidecar.demo.runner import index_documents
 from sidecar.errors import SidecarError, SourceUnavailable
-from sidecar.models.registry import build_detector
+from sidecar.models.nextkey.build import build_detector
 from sidecar.types import CycleReport
 from tests.faultproxy import (
     Blackhole,
@@ -41,6 +41,7 @@ from tests.integration.support import (
     duplicated_anomalies,
     free_port,
     http_get,
+    last_event_per_host,
     sidecar_env,
     start_sidecar,
     wait_for,
@@ -128,6 +129,14 @@ def test_kill_9_at_a_point_of_the_cycle_then_restart_loses_nothing(
     )
 
 
+def backoffs_logged(stderr: str) -> list[tuple[int, float]]:
+    """(failures, next_cycle_in_s) of each `backing_off` event in the sidecar's JSON log lines.
+    Only whole lines count: the sidecar may be writing the last one while it is read."""
+    complete = stderr[: stderr.rfind("\n") + 1]
+    lines = [line for line in complete.splitlines() if '"backing_off"' in line]
+    return [(event["failures"], event["next_cycle_in_s"]) for event in map(orjson.loads, lines)]
+
+
 def test_the_node_stopped_and_restarted_during_cycles(
     deployment: Deployment, model_dir: Path, opensearch_node
 ) -> None:
@@ -156,7 +165,15 @@ def test_the_node_stopped_and_restarted_during_cycles(
         opensearch_node.halt()
         try:
             wait_for(lambda: http_get(port, "/readyz")[0] == 503, 60, "not ready")
-            time.sleep(12)  # several failed cycles, backing off
+            # Several failed cycles in a row while the node is down, their waits growing past
+            # the 1 s interval (or the sidecar exited: asserted next).
+            wait_for(
+                lambda: len(backoffs_logged(sidecar.output()[1])) >= 3
+                or sidecar.poll() is not None,
+                120,
+                "three failed cycles backing off",
+                interval_s=0.5,
+            )
             assert sidecar.poll() is None, "the sidecar exited while the node was down"
         finally:
             opensearch_node.resume()
@@ -187,10 +204,7 @@ def test_the_node_stopped_and_restarted_during_cycles(
         sidecar.send_signal(signal.SIGTERM)
         _out, err = sidecar.communicate(timeout=120)
     assert sidecar.returncode == 0, err[-3000:]
-    backoffs = [
-        (event["failures"], event["next_cycle_in_s"])
-        for event in (orjson.loads(line) for line in err.splitlines() if '"backing_off"' in line)
-    ]
+    backoffs = backoffs_logged(err)
     delays = [delay for _failures, delay in backoffs]
     assert len(delays) >= 3 and max(delays) > 1.0, delays  # grew past the 1 s interval
     # Each wait lies in the upper half of its doubled, capped ceiling (never below the
@@ -442,29 +456,30 @@ def test_two_sidecars_on_the_same_hosts_write_no_duplicates_and_never_move_a_cur
                 seen.setdefault(host, []).append(
                     (state["cursor_timestamp_ms"], state["cursor_log_uuid"])
                 )
-            time.sleep(0.05)
+            time.sleep(0.05)  # how often cursors are sampled; nothing waits on this
+
+    def caught_up_with(indexed: list[dict]) -> bool:
+        """Every host's cursor is on its newest indexed document (and no cycle has failed)."""
+        if errors:
+            raise AssertionError(f"a sidecar's cycle failed: {errors!r}")
+        cursors = {
+            host: (s["cursor_timestamp_ms"], s["cursor_log_uuid"])
+            for host, s in deployment.states().items()
+        }
+        return cursors == last_event_per_host(indexed)
 
     threads = [threading.Thread(target=f) for f in (sidecar, sidecar, watch)]
     for t in threads:
         t.start()
+    indexed: list[dict] = []
     try:
-        for b in batches:
+        for number, b in enumerate(batches, 1):
             index_documents(deployment.client, deployment.logs, b)
-            time.sleep(2)
-        wait_for(
-            lambda: (
-                len(deployment.states()) == TRAIN_HOSTS
-                and all(
-                    (s["cursor_timestamp_ms"], s["cursor_log_uuid"])
-                    == max(
-                        (int(d["_zl_timestamp"]), d["log_uuid"]) for d in docs if d["HOSTNAME"] == h
-                    )
-                    for h, s in deployment.states().items()
-                )
-            ),
-            120,
-            "both sidecars to catch up",
-        )
+            indexed.extend(b)
+            # Both sidecars race over each batch before the next arrives.
+            wait_for(
+                lambda: caught_up_with(indexed), 120, f"both sidecars to read batch {number}"
+            )
     finally:
         stop.set()
         for t in threads:

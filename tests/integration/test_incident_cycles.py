@@ -8,6 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from devtools.demo.generator import documents_with_incidents, fleet
+from devtools.demo.runner import index_documents
 from sidecar.cluster.feedback import (
     confirmed_incidents,
     pending_false_positives,
@@ -15,8 +17,6 @@ from sidecar.cluster.feedback import (
     spread_incident_verdicts,
 )
 from sidecar.cluster.writer import IncidentSink
-from sidecar.demo.generator import documents_with_incidents, fleet
-from sidecar.demo.runner import index_documents
 from tests.helpers import INCIDENTS, T0, TRAIN_HOSTS, one_pass
 from tests.integration.conftest import Deployment
 from tests.integration.support import (

@@ -11,16 +11,16 @@ from pathlib import Path
 import orjson
 import pytest
 
+from devtools.demo.generator import documents_with_incidents, fleet
+from devtools.demo.runner import index_documents
 from sidecar.cluster.bootstrap import install_templates
 from sidecar.cluster.modelstore import ClusterModelStore
-from sidecar.demo.generator import documents_with_incidents, fleet
-from sidecar.demo.runner import index_documents
 from sidecar.errors import ModelError
+from sidecar.lifecycle.training import group_by_host, train_model
 from sidecar.models.artifacts import ModelArtifact, load_artifact, save_artifact
-from sidecar.models.nextkey import TrainingSummary
-from sidecar.models.parameters import TIMING, ParameterConfig
-from sidecar.models.registry import build_detector
-from sidecar.training import group_by_host, train_model
+from sidecar.models.fitting import TrainingSummary
+from sidecar.models.nextkey.build import build_detector
+from sidecar.models.parameter.model import TIMING, ParameterConfig
 from sidecar.types import HostSequence
 from tests.helpers import INCIDENTS, T0, TRAIN_HOSTS, to_events
 from tests.integration.conftest import Deployment

@@ -14,11 +14,11 @@ import pytest
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import AuthorizationException
 
+from devtools.demo.generator import documents_with_incidents, fleet
+from devtools.demo.runner import index_documents
+from devtools.node import DevNode
+from devtools.security import SecurityProfile, write_ca
 from sidecar.cluster.bootstrap import install_templates
-from sidecar.demo.generator import documents_with_incidents, fleet
-from sidecar.demo.runner import index_documents
-from sidecar.devnode import DevNode
-from sidecar.devsecurity import SecurityProfile, write_ca
 from sidecar.models.artifacts import ModelArtifact
 from tests.helpers import INCIDENTS, T0, TRAIN_HOSTS, flagged_in_one_pass
 from tests.integration.conftest import Deployment, make_settings

@@ -21,14 +21,14 @@ import orjson
 import pytest
 from opensearchpy import OpenSearch
 
+from devtools.demo.generator import documents_with_incidents, fleet, normal_documents
+from devtools.demo.runner import index_documents
+from sidecar.app.settings import Settings
 from sidecar.cluster.bootstrap import install_templates
 from sidecar.cluster.checkpoints import ClusterCheckpoints
 from sidecar.cluster.minerstate import MINER_DOCUMENT_ID, MINER_FIELD, ClusterMinerStore
-from sidecar.demo.generator import documents_with_incidents, fleet, normal_documents
-from sidecar.demo.runner import index_documents
-from sidecar.encoding.drain import TemplateMiner
-from sidecar.eventkeys import MINED_PREFIX, TemplateLabeller, mined_event_id
-from sidecar.settings import Settings
+from sidecar.templates.drain import TemplateMiner
+from sidecar.templates.keys import MINED_PREFIX, TemplateLabeller, mined_event_id
 from sidecar.types import InputStats, LogEvent
 from tests.helpers import T0, read_jsonl, write_jsonl
 from tests.integration.conftest import make_settings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sidecar.annotate import anomaly_document, anomaly_id
 from sidecar.cluster.bootstrap import load_template
+from sidecar.pipeline.annotate import anomaly_document, anomaly_id
 from sidecar.types import (
     Detection,
     ExpectedKey,
@@ -16,7 +16,7 @@ from sidecar.types import (
     TemplateMatch,
     WorkflowSummary,
 )
-from tests.helpers import mapped_fields
+from tests.helpers import mapped_fields, printed_by_fresh_interpreter
 
 # A parameter-model verdict: its fields ride on the same test detection so that the mapping
 # check covers them (a real detection has either this or a next-key expectation).
@@ -111,8 +111,26 @@ def test_long_messages_become_excerpts() -> None:
     assert len(doc["event"]["message"]) == 100
 
 
+# Ids every process must agree on: a cycle redone by a restarted or another replica overwrites
+# the documents it wrote before instead of duplicating them.
+PINNED_IDS = {
+    ("deeplog", "uuid-1"): "deeplog-1b95bc50c157d62c759f67e139e85c4484fd00ea",
+    ("loganomaly", "uuid-1"): "loganomaly-1b95bc50c157d62c759f67e139e85c4484fd00ea",
+    ("deeplog", "uuid-2"): "deeplog-64997a1c0d804413196a4fa5c704476c76692c33",
+}
+
+
+def test_ids_are_the_same_in_every_process() -> None:
+    assert {key: anomaly_id(*key) for key in PINNED_IDS} == PINNED_IDS
+    code = (
+        "import json; from sidecar.pipeline.annotate import anomaly_id; "
+        f"print(json.dumps([anomaly_id(m, u) for m, u in {list(PINNED_IDS)!r}]))"
+    )
+    for seed in (1, 2):
+        assert printed_by_fresh_interpreter(code, seed) == list(PINNED_IDS.values()), seed
+
+
 def test_ids_are_deterministic_per_model_and_event() -> None:
-    assert anomaly_id("deeplog", "uuid-1") == anomaly_id("deeplog", "uuid-1")
     assert anomaly_id("deeplog", "uuid-1") != anomaly_id("loganomaly", "uuid-1")
     assert anomaly_id("deeplog", "uuid-1") != anomaly_id("deeplog", "uuid-2")
     assert len(anomaly_id("deeplog", "u" * 10_000).encode()) < 512

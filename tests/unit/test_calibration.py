@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sidecar.calibration import (
+from sidecar.models.calibration import (
     Calibration,
     events_per_host_day,
     fit_calibration,
     grade,
     threshold_for_budget,
 )
-from sidecar.models.nextkey_calibration import HOLDOUT_CHUNK, NextKeyCalibration, holdout_mask
+from sidecar.models.nextkey.calibration import HOLDOUT_CHUNK, NextKeyCalibration, holdout_mask
 
 
 def test_p_value_is_the_share_of_held_out_events_at_least_as_surprising() -> None:

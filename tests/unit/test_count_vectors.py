@@ -10,17 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sidecar.cli import load_settings, model_config
+from sidecar.app.wiring import load_settings, model_config
 from sidecar.encoding.vocabulary import PAD, UNKNOWN
 from sidecar.errors import ConfigError
+from sidecar.lifecycle.training import train_model
 from sidecar.models.artifacts import ModelArtifact, load_artifact
-from sidecar.models.autoencoder import AutoencoderConfig
 from sidecar.models.catalog import DetectorOptions, kind_of
-from sidecar.models.countdetector import REASON_COUNT_VECTOR, CountVectorDetector
-from sidecar.models.countvectors import key_counts, training_count_vectors, weighted_quantile
-from sidecar.models.detector import REASON_UNSEEN_KEY
-from sidecar.models.pca import PCAConfig, fit_pca, q_statistic
-from sidecar.training import train_model
+from sidecar.models.countvector.autoencoder import AutoencoderConfig
+from sidecar.models.countvector.detector import REASON_COUNT_VECTOR, CountVectorDetector
+from sidecar.models.countvector.pca import PCAConfig, fit_pca, q_statistic
+from sidecar.models.countvector.vectors import key_counts, training_count_vectors, weighted_quantile
+from sidecar.models.nextkey.detector import REASON_UNSEEN_KEY
 from sidecar.types import HostSequence, LogEvent
 
 H = 8

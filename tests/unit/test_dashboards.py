@@ -13,15 +13,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from sidecar.cli import main as cli_main
-from sidecar.cluster.bootstrap import load_template
-from sidecar.dashboards import (
+from sidecar.app.dashboards import (
     DEFAULT_INCIDENT_INDEX,
     fields_by_index,
     ndjson,
     referenced_fields,
     saved_objects,
 )
+from sidecar.app.main import main as cli_main
+from sidecar.cluster.bootstrap import load_template
 from tests.helpers import mapped_fields
 
 PRODUCTS = ["opensearch-dashboards", "kibana"]

@@ -9,18 +9,14 @@ import pytest
 import torch
 
 from sidecar.encoding.vocabulary import UNKNOWN, Vocabulary
+from sidecar.encoding.windows import distinct_rows, training_pairs
 from sidecar.errors import ModelError
 from sidecar.models.artifacts import load_artifact, save_artifact
-from sidecar.models.deeplog import DeepLogConfig, DeepLogNet
-from sidecar.models.detector import REASON_NOT_IN_TOP_G, REASON_UNSEEN_KEY, NextKeyDetector
-from sidecar.models.nextkey import (
-    TrainingSummary,
-    distinct_rows,
-    score_next_keys,
-    train_next_key_model,
-    training_pairs,
-)
-from sidecar.models.registry import build_detector
+from sidecar.models.fitting import TrainingSummary
+from sidecar.models.nextkey.build import build_detector
+from sidecar.models.nextkey.core import score_next_keys, train_next_key_model
+from sidecar.models.nextkey.deeplog import DeepLogConfig, DeepLogNet
+from sidecar.models.nextkey.detector import REASON_NOT_IN_TOP_G, REASON_UNSEEN_KEY, NextKeyDetector
 from sidecar.types import HostSequence, LogEvent
 
 CYCLE = ["a", "b", "c", "d", "e", "f"]

@@ -11,12 +11,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from sidecar.demo.generator import documents_with_incidents, fleet
+from devtools.demo.generator import documents_with_incidents, fleet
 from sidecar.files.sink import MemoryCheckpoints
 from sidecar.files.source import FileSource
 from sidecar.models.artifacts import ModelArtifact
-from sidecar.models.registry import build_detector
-from sidecar.pipeline import CycleOptions, run_cycle
+from sidecar.models.nextkey.build import build_detector
+from sidecar.pipeline.cycle import CycleOptions, run_cycle
 from tests.helpers import (
     INCIDENTS,
     T0,

@@ -3,8 +3,7 @@ else is rejected with a counted reason."""
 
 from __future__ import annotations
 
-from sidecar.events import MAX_MESSAGE_CHARS, parse_event, parse_timestamp_ms
-from sidecar.settings import FieldNames
+from sidecar.encoding.events import MAX_MESSAGE_CHARS, FieldNames, parse_event, parse_timestamp_ms
 from sidecar.types import InputStats
 
 SEED = {

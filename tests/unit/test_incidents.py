@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sidecar.incidents import (
+from sidecar.pipeline.incidents import (
     IncidentLimits,
     OpenIncident,
     advance_incidents,

@@ -8,25 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.annotate import anomaly_document
-from sidecar.demo.generator import documents_with_incidents, fleet
+from devtools.demo.generator import documents_with_incidents, fleet
+from sidecar.encoding.marks import marked_from_document
 from sidecar.errors import ModelError
-from sidecar.lifecycle import (
-    ActiveModels,
-    Evaluation,
-    apply_false_positives,
-    gate,
-    retrain,
-    rollback,
-    split_streams,
-)
+from sidecar.lifecycle.active import ActiveModels, apply_false_positives, rollback
+from sidecar.lifecycle.retraining import Evaluation, gate, retrain, split_streams
+from sidecar.lifecycle.training import group_by_host, train_model
 from sidecar.models.artifacts import ModelArtifact, load_artifact, save_artifact
-from sidecar.models.autoencoder import AutoencoderConfig
 from sidecar.models.catalog import DetectorOptions, kind_of
-from sidecar.models.nextkey import TrainingSummary
-from sidecar.models.online import marked_from_document
+from sidecar.models.countvector.autoencoder import AutoencoderConfig
+from sidecar.models.fitting import TrainingSummary
 from sidecar.models.store import FileModelStore
-from sidecar.training import group_by_host, train_model
+from sidecar.pipeline.annotate import anomaly_document
 from sidecar.types import Detection, HostSequence
 from tests.conftest import FAST_DEEPLOG
 from tests.helpers import INCIDENTS, T0, TRAIN_HOSTS, to_events

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from sidecar.demo.generator import documents_with_incidents, fleet
+from devtools.demo.generator import documents_with_incidents, fleet
 from sidecar.encoding.semantics import fit_semantic_space, mask_message, template_words
 from sidecar.encoding.vocabulary import UNKNOWN
 from sidecar.models.artifacts import ModelArtifact, load_artifact
-from sidecar.models.detector import REASON_COUNT, REASON_UNSEEN_KEY
-from sidecar.models.loganomaly import count_bursts, count_limits
-from sidecar.models.registry import build_detector, template_matcher
+from sidecar.models.nextkey.build import build_detector, template_matcher
+from sidecar.models.nextkey.core import count_bursts
+from sidecar.models.nextkey.detector import REASON_COUNT, REASON_UNSEEN_KEY
+from sidecar.models.nextkey.loganomaly import count_limits
 from sidecar.types import HostSequence, LogEvent
 from tests.helpers import INCIDENTS, T0, TRAIN_HOSTS, flagged_in_one_pass, to_events
 

@@ -11,28 +11,23 @@ import numpy as np
 import pytest
 import torch
 
-from sidecar.annotate import anomaly_document
+from sidecar.encoding.marks import marked_from_document
 from sidecar.encoding.parameters import choose_slots, is_counter, number_slots, slot_source
 from sidecar.encoding.vocabulary import Vocabulary
 from sidecar.errors import ModelError
 from sidecar.files.sink import MemoryCheckpoints
 from sidecar.files.source import FileSource
-from sidecar.lifecycle import apply_false_positives
+from sidecar.lifecycle.active import apply_false_positives
+from sidecar.lifecycle.training import train_model
 from sidecar.models.artifacts import load_artifact
 from sidecar.models.catalog import DetectorOptions, kind_of
-from sidecar.models.online import marked_from_document
-from sidecar.models.parameter_detector import REASON_PARAMETER, ParameterDetector
-from sidecar.models.parameters import (
-    TIMING,
-    ParameterConfig,
-    fit_parameter_model,
-    layout_of,
-    predict,
-    previous_of_same_key,
-)
+from sidecar.models.parameter.detector import REASON_PARAMETER, ParameterDetector
+from sidecar.models.parameter.features import layout_of, previous_of_same_key
+from sidecar.models.parameter.fit import fit_parameter_model
+from sidecar.models.parameter.model import TIMING, ParameterConfig, predict
 from sidecar.models.store import FileModelStore
-from sidecar.pipeline import CycleOptions, run_cycle
-from sidecar.training import train_model
+from sidecar.pipeline.annotate import anomaly_document
+from sidecar.pipeline.cycle import CycleOptions, run_cycle
 from sidecar.types import HostSequence, LogEvent
 from tests.helpers import T0, ListSink
 

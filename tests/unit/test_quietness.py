@@ -9,8 +9,8 @@ from types import SimpleNamespace
 from prometheus_client import generate_latest
 from structlog.testing import capture_logs
 
-from sidecar.metrics import SidecarMetrics
-from sidecar.quietness import QuietWindow, covered_ms, distinct_flagged
+from sidecar.app.metrics import SidecarMetrics
+from sidecar.pipeline.quietness import QuietWindow, covered_ms, distinct_flagged
 from sidecar.types import Cursor, CycleReport, HostState, LogEvent
 
 HOUR_MS = 3_600_000

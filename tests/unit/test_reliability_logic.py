@@ -7,10 +7,10 @@ import random
 
 import pytest
 
+from sidecar.app.scheduler import backoff_seconds
 from sidecar.cluster.fields import ResolvedFields
 from sidecar.cluster.queries import bucket_bounds, bucket_index, timestamp_value
-from sidecar.events import canonical_host, clean_text, parse_timestamp
-from sidecar.scheduler import backoff_seconds
+from sidecar.encoding.events import canonical_host, clean_text, parse_timestamp
 from sidecar.types import Cursor, HostState, LatenessPlan, LogEvent
 
 KEYWORD = ResolvedFields("HOSTNAME", "_zl_timestamp.keyword", "keyword", "log_uuid")
@@ -103,7 +103,7 @@ def test_backoff_grows_per_failure_is_capped_and_jittered() -> None:
 def test_a_cycle_s_bad_input_late_documents_and_dead_letters_reach_the_metrics() -> None:
     from prometheus_client import generate_latest
 
-    from sidecar.metrics import SidecarMetrics
+    from sidecar.app.metrics import SidecarMetrics
     from sidecar.types import CycleReport
 
     report = CycleReport("c1", started_ms=0, upper_bound_ms=0)

@@ -8,8 +8,8 @@ import urllib.request
 import orjson
 import pytest
 
-from sidecar.metrics import SidecarMetrics
-from sidecar.server import Health, HealthServer
+from sidecar.app.metrics import SidecarMetrics
+from sidecar.app.server import Health, HealthServer
 from sidecar.types import CycleReport
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.cli import load_settings
+from sidecar.app.wiring import load_settings
 from sidecar.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from sidecar.cli import load_settings
+from sidecar.app.wiring import load_settings
 from sidecar.cluster.client import make_client
 from sidecar.errors import ConfigError
 

@@ -14,18 +14,23 @@ from pathlib import Path
 
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
-from sidecar.demo.generator import documents_with_incidents, fleet, normal_documents
-from sidecar.encoding.drain import TemplateMiner
+from devtools.demo.generator import documents_with_incidents, fleet, normal_documents
+from sidecar.app.metrics import SidecarMetrics
+from sidecar.encoding.events import FieldNames, parse_event
 from sidecar.errors import CheckpointError
-from sidecar.eventkeys import MINED_PREFIX, TemplateLabeller, key_scheme_mismatch, mined_event_id
-from sidecar.events import parse_event
 from sidecar.files.minerstate import FileMinerStore, MemoryMinerStore
 from sidecar.files.sink import MemoryCheckpoints
 from sidecar.files.source import FileSource
-from sidecar.metrics import SidecarMetrics
-from sidecar.pipeline import CycleOptions, run_cycle
-from sidecar.settings import FieldNames
+from sidecar.pipeline.cycle import CycleOptions, run_cycle
+from sidecar.templates.drain import TemplateMiner
+from sidecar.templates.keys import (
+    MINED_PREFIX,
+    TemplateLabeller,
+    key_scheme_mismatch,
+    mined_event_id,
+)
 from sidecar.types import (
     CycleReport,
     DetectionBatch,
@@ -172,25 +177,24 @@ def test_a_state_saved_by_an_older_miner_is_refused_with_a_message_to_retrain(
         TemplateLabeller("auto", FileMinerStore(path)).label([event("a")], InputStats())
 
 
-def test_labelling_reports_new_templates_rare_templates_and_overflow(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_labelling_reports_new_templates_rare_templates_and_overflow() -> None:
     labeller = TemplateLabeller("auto", MemoryMinerStore(), max_clusters=2)
     messages = [LOGON, LOGON_AGAIN, "Connection closed by 10.0.0.1", "disk full", "fan stopped"]
-    result = labeller.label(
-        [event(str(i), message=m) for i, m in enumerate(messages)], InputStats()
-    )
+    with capture_logs() as logs:
+        result = labeller.label(
+            [event(str(i), message=m) for i, m in enumerate(messages)], InputStats()
+        )
     assert result.mining is not None
     # logon (one template for two messages), closed; then the miner is full.
     assert (result.mining.new_templates, result.mining.overflowed) == (3, 2)
     assert result.mining.templates_known == 3  # the two, and the one overflow template
     assert result.mining.rare_template_events == 5  # all seen fewer than 10 times
-    assert "template_miner_full" in "".join(capsys.readouterr())
+    full = [e for e in logs if e["event"] == "template_miner_full"]
+    assert len(full) == 1 and full[0]["log_level"] == "warning", logs
+    assert (full[0]["max_clusters"], full[0]["overflowed"]) == (2, 2)
 
 
-def test_metrics_show_templates_and_warn_when_new_templates_keep_coming(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_metrics_show_templates_and_warn_when_new_templates_keep_coming() -> None:
     metrics = SidecarMetrics()
 
     def cycle(new: int) -> None:
@@ -198,11 +202,15 @@ def test_metrics_show_templates_and_warn_when_new_templates_keep_coming(
         report.mining = MiningStats(templates_known=50, new_templates=new, rare_template_events=30)
         metrics.record_cycle(report)
 
-    cycle(40)
-    cycle(40)
-    assert "new_template_rate_high" not in "".join(capsys.readouterr())
-    cycle(40)  # a fifth of the events started a template, three cycles in a row
-    assert "new_template_rate_high" in "".join(capsys.readouterr())
+    with capture_logs() as logs:
+        cycle(40)
+        cycle(40)
+    assert not [e for e in logs if e["event"] == "new_template_rate_high"], logs
+    with capture_logs() as logs:
+        cycle(40)  # a fifth of the events started a template, three cycles in a row
+    warned = [e for e in logs if e["event"] == "new_template_rate_high"]
+    assert len(warned) == 1 and warned[0]["log_level"] == "warning", logs
+    assert (warned[0]["new_templates"], warned[0]["mined_event_ids"]) == (40, 200)
     cycle(1)
     value = metrics.registry.get_sample_value
     assert value("sidecar_templates_known") == 50
@@ -251,6 +259,7 @@ class RecordingDetector:
     version: str = "1"
     window_size: int = 5
     seen: list[HostSequence] = field(default_factory=list)
+    workflows: None = None
 
     def detect(self, sequences: Sequence[HostSequence]) -> DetectionBatch:
         self.seen.extend(sequences)

@@ -10,8 +10,8 @@ import random
 
 import pytest
 
-from sidecar.encoding import drain
-from sidecar.encoding.drain import WILDCARD, OutdatedMinerState, TemplateMiner, template_id
+from sidecar.templates import drain
+from sidecar.templates.drain import WILDCARD, OutdatedMinerState, TemplateMiner, template_id
 
 LOGONS = [
     "Invalid user webmaster from 173.234.31.186",

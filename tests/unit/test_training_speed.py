@@ -12,7 +12,8 @@ from prometheus_client import generate_latest
 from structlog.testing import capture_logs
 from torch import nn
 
-from sidecar.metrics import SidecarMetrics
+from sidecar.app.metrics import SidecarMetrics
+from sidecar.app.progress import TrainingProgress, progress_line
 from sidecar.models.fitting import (
     EPOCH_SAMPLES,
     EpochProgress,
@@ -21,7 +22,6 @@ from sidecar.models.fitting import (
     _split_occurrences,
     fit_weighted,
 )
-from sidecar.training_progress import TrainingProgress, progress_line
 
 
 @dataclass(frozen=True)

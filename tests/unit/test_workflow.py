@@ -10,21 +10,21 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from sidecar.annotate import anomaly_document
-from sidecar.cli import main
-from sidecar.diagnosis import attach_workflows, with_workflows, workflow_summary
+from sidecar.app.main import main
+from sidecar.app.settings import Settings
 from sidecar.encoding.hostgroups import HostGrouping, check_pattern, default_group, host_group
-from sidecar.encoding.workflow import FLEET_GROUP, WorkflowSet, learn_workflow, learn_workflows
 from sidecar.files.sink import MemoryCheckpoints
 from sidecar.files.source import FileSource
+from sidecar.lifecycle.training import train_model
 from sidecar.models.artifacts import load_artifact
-from sidecar.models.deeplog import DeepLogConfig
-from sidecar.models.registry import build_detector
-from sidecar.pipeline import CycleOptions, run_cycle
-from sidecar.settings import Settings
-from sidecar.training import train_model
+from sidecar.models.nextkey.build import build_detector
+from sidecar.models.nextkey.deeplog import DeepLogConfig
+from sidecar.pipeline.annotate import anomaly_document
+from sidecar.pipeline.cycle import CycleOptions, run_cycle
 from sidecar.types import Detection, DetectionBatch, HostSequence, LogEvent
-from sidecar.workflow_view import describe_walk
+from sidecar.workflows.diagnose import attach_workflows, with_workflows, workflow_summary
+from sidecar.workflows.learn import FLEET_GROUP, WorkflowSet, learn_workflow, learn_workflows
+from sidecar.workflows.render import describe_walk
 
 # -- host groups -------------------------------------------------------------------------------
 

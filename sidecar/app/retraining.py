@@ -1,0 +1,91 @@
+"""Retraining on the rolling window: now (`retrain`) or every SIDECAR_RETRAIN_INTERVAL_SECONDS
+in the service, each candidate promoted only through the gate (sidecar/lifecycle/retraining.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import structlog
+
+from sidecar.app.settings import Settings
+from sidecar.app.training_data import mine_training_keys, read_streams
+from sidecar.app.wiring import detector_options, model_config, model_store
+from sidecar.types import InputStats
+
+log = structlog.get_logger("sidecar.app.retraining")
+
+
+def retrain_window(
+    settings: Settings, now_ms: int, end_ms: int | None = None, days: float | None = None
+) -> tuple[int, int, int]:
+    """(start, holdout start, end) of the rolling training window."""
+    end = end_ms if end_ms is not None else now_ms - int(settings.read_lag_seconds * 1000)
+    start = end - int((days if days is not None else settings.train_days) * 86_400_000)
+    holdout_from = end - int((end - start) * settings.retrain_holdout_fraction)
+    return start, holdout_from, end
+
+
+def retrain_all(
+    settings: Settings,
+    client,
+    store,
+    now_ms: int | None = None,
+    end_ms: int | None = None,
+    days: float | None = None,
+    progress=None,
+) -> list[dict]:
+    """Retrain every configured model on the rolling window; each candidate is promoted only
+    if the held-out slice's false-positive rate does not rise
+    (sidecar.lifecycle.retraining.retrain).
+    `progress`: a TrainingProgress (sidecar/app/progress.py) to report to."""
+    from sidecar.app.progress import TrainingProgress
+    from sidecar.cluster.feedback import confirmed_incidents
+    from sidecar.lifecycle.retraining import retrain
+
+    progress = progress or TrainingProgress()
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    start, holdout_from, end = retrain_window(settings, now_ms, end_ms, days)
+    stats = InputStats()
+    streams = read_streams(settings, client, start, end, stats, progress)
+    mine_training_keys(settings, streams, stats, in_cluster=True)
+    confirmed = confirmed_incidents(
+        client, settings.anomaly_index, start, end, settings.incident_index
+    )
+    data = {
+        "source": "cluster",
+        "indices": settings.watched_indices,
+        "start_ms": start,
+        "end_ms": end,
+        "schedule": "retrain",
+    }
+    outcomes = []
+    for name in settings.models:
+        outcome = retrain(
+            store,
+            name,
+            model_config(name, settings),
+            streams,
+            holdout_from,
+            detector_options(settings),
+            data,
+            confirmed=confirmed,
+            tolerance=settings.retrain_fpr_tolerance,
+            recall_tolerance=settings.retrain_recall_tolerance,
+            host_group_pattern=settings.host_group_pattern or None,
+            on_epoch=progress.epochs(name),
+        )
+        progress.finished()
+        outcomes.append(outcome.to_json())
+    return outcomes
+
+
+def retrain_every(settings: Settings, client, stop: threading.Event, metrics) -> None:
+    from sidecar.app.progress import TrainingProgress
+
+    store = model_store(settings, client)
+    while not stop.wait(settings.retrain_interval_seconds):
+        try:
+            retrain_all(settings, client, store, progress=TrainingProgress(gauges=metrics))
+        except Exception as exc:  # noqa: BLE001 - a failed retraining keeps the current model
+            log.error("retrain_failed", kind=type(exc).__name__, error=str(exc))

@@ -1,0 +1,93 @@
+"""Fit a vocabulary and a model of any kind in the catalog on normal events, and store a
+versioned artifact."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import structlog
+
+from sidecar.encoding.hostgroups import HostGrouping
+from sidecar.encoding.vocabulary import Vocabulary
+from sidecar.models.artifacts import ModelArtifact, ModelConfig, save_artifact
+from sidecar.models.catalog import EpochHook, kind_of
+from sidecar.ports import ModelStore
+from sidecar.types import LogEvent
+from sidecar.workflows.learn import learn_workflows
+
+__all__ = ["group_by_host", "train_model"]
+
+log = structlog.get_logger("sidecar.training")
+
+
+def group_by_host(events: Iterable[LogEvent]) -> dict[str, list[LogEvent]]:
+    """Per-host streams in the order the detector reads them: (timestamp, log_uuid)."""
+    by_host: dict[str, list[LogEvent]] = {}
+    for event in events:
+        by_host.setdefault(event.host, []).append(event)
+    for stream in by_host.values():
+        stream.sort(key=lambda e: (e.timestamp_ms, e.log_uuid))
+    return by_host
+
+
+def train_model(
+    name: str,
+    streams: Mapping[str, list[LogEvent]],
+    config: ModelConfig,
+    store: ModelStore | Path,
+    training_data: dict[str, object],
+    on_epoch: EpochHook | None = None,
+    *,
+    activate: str | None = "trained",
+    extra: dict[str, object] | None = None,
+    host_group_pattern: str | None = None,
+) -> ModelArtifact:
+    """Train `name` on `streams` and store it; `activate` (a reason) makes it the active
+    version at once, None keeps it a candidate (see sidecar/lifecycle/).
+
+    Every kind's manifest also gets the normal workflows of the same streams per host group
+    (`host_group_pattern`, see sidecar/encoding/hostgroups.py), for anomaly summaries and the
+    `workflow` command."""
+    kind = kind_of(name)
+    if not any(streams.values()):
+        raise ValueError("no events to train on")
+    vocabulary = Vocabulary.fit(e for stream in streams.values() for e in stream)
+    events = sum(len(s) for s in streams.values())
+    log.info(
+        "training_started", model=name, hosts=len(streams), events=events, keys=vocabulary.known
+    )
+    trained = kind.fit(streams, vocabulary, config, on_epoch)
+    workflows = learn_workflows(streams, HostGrouping(host_group_pattern))
+    trained.summary.events = events
+    artifact = save_artifact(
+        store,
+        name,
+        trained.net,
+        vocabulary,
+        config,
+        trained.summary,
+        {**training_data, "hosts": len(streams), "events": events},
+        {**trained.extra, "workflow": workflows.to_json(), **(extra or {})},
+        tensors=trained.tensors or None,
+        activate=activate,
+    )
+    losses = trained.summary.losses
+    log.info(
+        "training_finished",
+        model=name,
+        version=artifact.version,
+        events=events,
+        hosts=len(streams),
+        keys=vocabulary.known,
+        epochs=trained.summary.epochs_run,
+        stopped=trained.summary.stopped or None,
+        final_loss=round(losses[-1], 4) if losses else None,
+        held_out_loss=(
+            round(min(trained.summary.held_out_losses), 4)
+            if trained.summary.held_out_losses
+            else None
+        ),
+        seconds=round(trained.summary.seconds, 1),
+    )
+    return artifact
