@@ -33,7 +33,6 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sidecar.encoding.parameters import number_slots
 from sidecar.encoding.vocabulary import Vocabulary
 from sidecar.models.parameter.detector import ParameterDetector
 from sidecar.models.parameter.features import (
@@ -44,6 +43,7 @@ from sidecar.models.parameter.features import (
 )
 from sidecar.models.parameter.fit import FittedParameters, fit_parameter_model, held_out_mask
 from sidecar.models.parameter.model import TIMING, ParameterConfig, normalise, score_vectors, z_for
+from sidecar.models.parameter.slots import number_slots
 from sidecar.types import HostSequence, LogEvent
 
 DATA = ROOT.parent / "shared" / "data" / "loghub"

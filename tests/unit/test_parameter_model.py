@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from sidecar.encoding.marks import marked_from_document
-from sidecar.encoding.parameters import choose_slots, is_counter, number_slots, slot_source
 from sidecar.encoding.vocabulary import Vocabulary
 from sidecar.errors import ModelError
 from sidecar.files.sink import MemoryCheckpoints
@@ -25,6 +24,7 @@ from sidecar.models.parameter.detector import REASON_PARAMETER, ParameterDetecto
 from sidecar.models.parameter.features import layout_of, previous_of_same_key
 from sidecar.models.parameter.fit import fit_parameter_model
 from sidecar.models.parameter.model import TIMING, ParameterConfig, predict
+from sidecar.models.parameter.slots import choose_slots, is_counter, number_slots, slot_source
 from sidecar.models.store import FileModelStore
 from sidecar.pipeline.annotate import anomaly_document
 from sidecar.pipeline.cycle import CycleOptions, run_cycle

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sidecar.encoding.parameters import slot_source
 from sidecar.encoding.vocabulary import UNKNOWN, Vocabulary, key_label
 from sidecar.models.frontend import BatchDetector
 from sidecar.models.parameter.features import (
@@ -32,6 +31,7 @@ from sidecar.models.parameter.model import (
     normalise,
     score_vectors,
 )
+from sidecar.models.parameter.slots import slot_source
 from sidecar.types import (
     Detection,
     DetectionBatch,

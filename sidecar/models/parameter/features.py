@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sidecar.encoding.parameters import (
+from sidecar.encoding.vocabulary import Vocabulary
+from sidecar.models.parameter.slots import (
     log_seconds,
     number_slots,
     signed_log,
 )
-from sidecar.encoding.vocabulary import Vocabulary
 from sidecar.types import LogEvent
 
 __all__ = [

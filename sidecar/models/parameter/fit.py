@@ -11,11 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sidecar.encoding.parameters import (
-    choose_slots,
-    is_counter,
-    number_slots,
-)
 from sidecar.encoding.vocabulary import RESERVED, Vocabulary
 from sidecar.models.fitting import TrainingSummary
 from sidecar.models.parameter.features import (
@@ -31,6 +26,11 @@ from sidecar.models.parameter.model import (
     ParameterNet,
     normalise,
     score_vectors,
+)
+from sidecar.models.parameter.slots import (
+    choose_slots,
+    is_counter,
+    number_slots,
 )
 from sidecar.types import LogEvent
 

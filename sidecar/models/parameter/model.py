@@ -3,7 +3,7 @@ the time since the host's previous event and of the numbers in MESSAGE.
 
 Each event of a modelled key gets a vector: log(1 + seconds since the host's previous event),
 then the key's parameter values (sign·log(1 + |x|) of the numbers at the key's stable slots,
-see sidecar/encoding/parameters.py), each normalised with the key's training mean and std.
+see sidecar/models/parameter/slots.py), each normalised with the key's training mean and std.
 A predictor reads the key's previous `history` vectors on the same host and predicts the next;
 the squared error (the MSE over the dimensions observed) is judged against a Gaussian fitted
 on errors of held-out training vectors, as in the paper.
