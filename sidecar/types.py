@@ -214,6 +214,8 @@ class CycleReport:
     # Incidents begun in this cycle, and incidents begun earlier that it extended.
     incidents_opened: int = 0
     incidents_extended: int = 0
+    # Incidents that entered each grade band (opened in it or raised into it): what alerts use.
+    incident_bands: Counter[str] = field(default_factory=Counter)
     # Flagged events counted on their incident instead of written as their own document.
     anomalies_folded: int = 0
     # Distinct events any model flagged, and the log time the advanced hosts' cursors moved
@@ -246,6 +248,7 @@ class CycleReport:
             "anomalies_already_present": self.anomalies_already_present,
             "incidents_opened": self.incidents_opened,
             "incidents_extended": self.incidents_extended,
+            "incident_bands": dict(self.incident_bands),
             "anomalies_folded": self.anomalies_folded,
             "events_flagged": self.events_flagged,
             "host_ms_covered": self.host_ms_covered,

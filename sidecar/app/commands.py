@@ -267,6 +267,14 @@ def cmd_workflow(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_alerting(args: argparse.Namespace, settings: Settings) -> int:
+    from sidecar.app.alerting import alert_definition
+
+    definition = alert_definition(args.product, settings.incident_index, args.band, args.every)
+    print(dumps(definition))
+    return 0
+
+
 def cmd_dashboards(args: argparse.Namespace, settings: Settings) -> int:
     from sidecar.app.dashboards import import_saved_objects, ndjson, saved_objects
 

@@ -12,6 +12,7 @@ from opensearchpy.exceptions import OpenSearchException
 
 from sidecar import __version__
 from sidecar.app.commands import (
+    cmd_alerting,
     cmd_dashboards,
     cmd_feedback,
     cmd_models,
@@ -118,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     dashboards.add_argument("--url", help="Dashboards / Kibana base URL; without it, print NDJSON")
     dashboards.add_argument("--space", help="Kibana space")
 
+    alerting = sub.add_parser(
+        "alerting",
+        help="print an OpenSearch Alerting monitor or a Kibana rule on the incident index",
+    )
+    alerting.add_argument("--product", choices=["opensearch", "kibana"], default="opensearch")
+    alerting.add_argument(
+        "--band", choices=["medium", "high", "critical"], default="high", help="lowest grade band"
+    )
+    alerting.add_argument("--every", type=int, default=5, help="minutes between runs")
+
     workflow = sub.add_parser(
         "workflow", help="print the normal workflows of log keys learned with the active model"
     )
@@ -134,6 +145,7 @@ COMMANDS = {
     "train": cmd_train,
     "score": cmd_score,
     "dashboards": cmd_dashboards,
+    "alerting": cmd_alerting,
     "workflow": cmd_workflow,
     "models": cmd_models,
     "retrain": cmd_retrain,

@@ -7,6 +7,7 @@ import time
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from sidecar.pipeline.incidents import GRADE_BANDS
 from sidecar.pipeline.quietness import DAY_MS, QuietWindow
 from sidecar.types import UNREADABLE_REASONS, CycleReport
 
@@ -123,6 +124,20 @@ class SidecarMetrics:
             "When the last cycle finished without error (Unix time)",
             registry=r,
         )
+        # With the last success, what "no successful cycle for N intervals" is measured from
+        # before the first cycle succeeds.
+        self.started = Gauge(
+            "sidecar_started_timestamp_seconds", "When this process started (Unix time)", registry=r
+        )
+        self.started.set_to_current_time()
+        self.retrains = Counter(
+            "sidecar_retrains",
+            "Scheduled retrainings by outcome: promoted, rejected by the gate, or failed",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("promoted", "rejected", "failed"):
+            self.retrains.labels(outcome)
         self.model_info = Gauge(
             "sidecar_model_info", "Loaded models (value 1)", ["model", "version"], registry=r
         )
@@ -159,6 +174,17 @@ class SidecarMetrics:
         self.incidents = Counter(
             "sidecar_incidents", "Incidents opened or extended, by change", ["change"], registry=r
         )
+        self.incident_bands = Counter(
+            "sidecar_incident_grades",
+            "Incidents that entered a grade band (opened in it, or raised into it by new "
+            "members): low < 50 <= medium < 75 <= high < 90 <= critical",
+            ["band"],
+            registry=r,
+        )
+        # Every band and outcome exists from the start at 0, so that Prometheus's increase()
+        # sees the first incident or refusal as a rise instead of a new series.
+        for band, _ in GRADE_BANDS:
+            self.incident_bands.labels(band)
         self.anomalies_folded = Counter(
             "sidecar_anomalies_folded",
             "Flagged events counted on their incident instead of written as a document",
@@ -194,6 +220,8 @@ class SidecarMetrics:
         self.incidents.labels("opened").inc(report.incidents_opened)
         self.incidents.labels("extended").inc(report.incidents_extended)
         self.anomalies_folded.inc(report.anomalies_folded)
+        for band, count in report.incident_bands.items():
+            self.incident_bands.labels(band).inc(count)
         self.host_seconds.inc(report.host_ms_covered / 1000)
         window = self._quiet.add(report, now_s)
         per_10k, per_host_day = window.flagged_per_10k, window.incidents_per_host_day
@@ -277,6 +305,10 @@ class SidecarMetrics:
                 advice="new statements keep appearing: check the template text of recent "
                 "anomalies (docs/template-mining.md); retrain once the logs have settled",
             )
+
+    def record_retrain(self, outcome: str) -> None:
+        """`promoted`, `rejected` (the gate kept the current version) or `failed`."""
+        self.retrains.labels(outcome).inc()
 
     def record_failure(self, kind: str, duration_s: float) -> None:
         self.cycles.labels("failure").inc()

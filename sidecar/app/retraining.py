@@ -86,6 +86,12 @@ def retrain_every(settings: Settings, client, stop: threading.Event, metrics) ->
     store = model_store(settings, client)
     while not stop.wait(settings.retrain_interval_seconds):
         try:
-            retrain_all(settings, client, store, progress=TrainingProgress(gauges=metrics))
+            outcomes = retrain_all(
+                settings, client, store, progress=TrainingProgress(gauges=metrics)
+            )
         except Exception as exc:  # noqa: BLE001 - a failed retraining keeps the current model
             log.error("retrain_failed", kind=type(exc).__name__, error=str(exc))
+            metrics.record_retrain("failed")
+            continue
+        for outcome in outcomes:
+            metrics.record_retrain("promoted" if outcome["promoted"] else "rejected")

@@ -310,6 +310,7 @@ def _flush(cycle: _Cycle, batch: _Batch) -> None:
     report.incidents_opened += made.opened
     report.incidents_extended += made.extended
     report.anomalies_folded += made.folded
+    report.incident_bands.update(made.entered_bands)
     written = cycle.sink.write(documents)  # raises unless every document is accounted for
     for _, doc in documents:
         report.anomalies_written[str(doc["model"]["name"])] += 1  # type: ignore[index]

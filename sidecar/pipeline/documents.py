@@ -6,6 +6,7 @@ Without an incident store every detection becomes an anomaly document, as before
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -15,7 +16,9 @@ from sidecar.pipeline.incidents import (
     IncidentLimits,
     OpenIncident,
     advance_incidents,
+    grade_band,
     incident_document,
+    incident_grade,
 )
 from sidecar.types import Detection
 
@@ -32,6 +35,8 @@ class Documents:
     opened: int = 0
     extended: int = 0
     folded: int = 0  # detections counted in an incident instead of written
+    # Incidents that entered a grade band in this batch: opened in it, or raised into it.
+    entered_bands: Counter[str] = field(default_factory=Counter)
 
 
 def documents_for(
@@ -54,6 +59,9 @@ def documents_for(
     for host, detections in by_host.items():
         saved = open_incident(host)
         current = OpenIncident.from_json(saved) if saved else None
+        band_before = (
+            grade_band(incident_grade(current, limits.models_running)) if current else None
+        )
         update = advance_incidents(
             host,
             detections,
@@ -71,10 +79,14 @@ def documents_for(
                 )
             )
         for incident in update.changed:
-            if current is not None and incident.id == current.id:
+            extended = current is not None and incident.id == current.id
+            if extended:
                 made.extended += 1
             else:
                 made.opened += 1
+            band = grade_band(incident_grade(incident, limits.models_running))
+            if not extended or band != band_before:
+                made.entered_bands[band] += 1
             made.incidents.append(
                 (incident.id, incident_document(incident, now_ms, limits.models_running))
             )

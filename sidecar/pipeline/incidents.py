@@ -29,6 +29,9 @@ __all__ = [
     "advance_incidents",
     "incident_document",
     "incident_id",
+    "incident_grade",
+    "grade_band",
+    "GRADE_BANDS",
 ]
 
 _MAX_KEYS = 50
@@ -37,6 +40,14 @@ _MAX_PATTERNS = 20
 _TOP_EVENTS = 5
 # Grade of a member flagged by a rule without a calibrated score: at the flagging threshold.
 _UNCALIBRATED_GRADE = 50.0
+# Grade bands, lowest first, with the grade each starts at: what alerting routes on (a bounded
+# label, unlike hosts). 50 is the flagging threshold of a calibrated member.
+GRADE_BANDS: tuple[tuple[str, float], ...] = (
+    ("low", 0.0),
+    ("medium", 50.0),
+    ("high", 75.0),
+    ("critical", 90.0),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +257,14 @@ def incident_grade(incident: OpenIncident, models_running: int) -> float:
     spread = min(10.0, 2.5 * (len(incident.keys) - 1))
     agreement = 10.0 * (len(incident.models) - 1)
     return round(min(100.0, incident.max_grade + corroboration + spread + agreement), 1)
+
+
+def grade_band(grade: float) -> str:
+    band = GRADE_BANDS[0][0]
+    for name, start in GRADE_BANDS:
+        if grade >= start:
+            band = name
+    return band
 
 
 def incident_confidence(incident: OpenIncident, models_running: int) -> float:

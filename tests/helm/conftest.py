@@ -1,6 +1,6 @@
 """Tools the chart tests need, built on first use into the cache outside the repository:
-helm (from the Go module proxy) and k8svalidate (tests/helm/k8svalidate, strict decoding into
-the Kubernetes API types)."""
+helm and promtool (from the Go module proxy) and k8svalidate (tests/helm/k8svalidate, strict
+decoding into the Kubernetes and prometheus-operator API types)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ import pytest
 from devtools.node import cache_dir
 
 HELM_VERSION = "v3.16.4"
+# Prometheus v3's Go module version: its go.mod has no replace directives, so `go install`
+# builds promtool from the module proxy (older ones refuse).
+PROMTOOL_VERSION = "v0.316.0"
 VALIDATOR_SRC = Path(__file__).parent / "k8svalidate"
 
 
@@ -37,6 +40,25 @@ def helm() -> str:
             env=_go_env(bin_dir),
             check=True,
             timeout=1_200,
+        )
+    return str(binary)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    explicit = os.environ.get("SIDECAR_TEST_PROMTOOL") or shutil.which("promtool")
+    if explicit:
+        return explicit
+    bin_dir = cache_dir() / f"promtool-{PROMTOOL_VERSION}"
+    binary = bin_dir / "promtool"
+    if not binary.exists():
+        if shutil.which("go") is None:
+            pytest.fail("the chart tests need promtool or Go to build it (go install)")
+        subprocess.run(
+            ["go", "install", f"github.com/prometheus/prometheus/cmd/promtool@{PROMTOOL_VERSION}"],
+            env=_go_env(bin_dir),
+            check=True,
+            timeout=2_400,
         )
     return str(binary)
 

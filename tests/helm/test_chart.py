@@ -155,6 +155,8 @@ def test_the_optional_objects_render_when_enabled(helm: str) -> None:
     docs = render(helm, "full-values.yaml")
     (monitor,) = by_kind(docs, "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    (rule,) = by_kind(docs, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
     (policy,) = by_kind(docs, "NetworkPolicy")
     egress = policy["spec"]["egress"]
     assert {"ipBlock": {"cidr": "10.20.0.0/16"}} in egress[0]["to"]
@@ -164,6 +166,28 @@ def test_the_optional_objects_render_when_enabled(helm: str) -> None:
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
     command = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
     assert "log-anomaly-sidecar setup" in command and "dashboards --product kibana" in command
+
+
+def test_the_alerting_rules_pass_their_unit_tests(
+    helm: str, promtool: str, tmp_path: Path
+) -> None:
+    (rule,) = by_kind(render(helm, "full-values.yaml"), "PrometheusRule")
+    assert {g["name"] for g in rule["spec"]["groups"]} == {
+        "log-anomaly-incidents",
+        "log-anomaly-sidecar-health",
+    }
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
+    tests = tmp_path / "alerts_test.yaml"
+    tests.write_text((Path(__file__).parent / "rules" / "alerts_test.yaml").read_text())
+    check = subprocess.run(
+        [promtool, "check", "rules", str(tmp_path / "rules.yaml")], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    result = subprocess.run(
+        [promtool, "test", "rules", str(tests)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
 
 
 def test_the_defaults_leave_optional_objects_out(helm: str) -> None:

@@ -3,6 +3,7 @@ documents under redo and across cycle boundaries, and the furthest revision kept
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import orjson
@@ -10,6 +11,7 @@ import pytest
 
 from devtools.demo.generator import documents_with_incidents, fleet
 from devtools.demo.runner import index_documents
+from sidecar.app.alerting import alert_definition, band_start
 from sidecar.cluster.feedback import (
     confirmed_incidents,
     pending_false_positives,
@@ -69,11 +71,38 @@ def test_the_shipped_defaults_report_each_injected_incident_as_one_incident_docu
     assert sum(i["anomaly_documents"] for i in incidents) == len(anomalies)
     assert all(0 <= i["grade"] <= 100 and 0 < i["confidence"] <= 1 for i in incidents)
     assert all(a["p_value"] is not None and a["grade"] is not None for a in anomalies)
+    assert_alert_searches_find(deployment, incidents)
     print(
         f"\nshipped defaults: {len(docs)} events, {len(incidents)} incidents "
         f"{sorted((i['host'], i['event_count'], i['grade']) for i in incidents)}, "
         f"{len(anomalies)} annotations"
     )
+
+
+def assert_alert_searches_find(deployment: Deployment, incidents: list[dict]) -> None:
+    """The searches the alert definitions run (sidecar/app/alerting.py), run on the real
+    incident index as OpenSearch Alerting and Kibana would run them: every incident detected in
+    the last hour at or above the band comes back, and nothing else."""
+    index = deployment.settings.incident_index
+    period_end = int(time.time() * 1000)
+    for band in ("medium", "high", "critical"):
+        expected = {i["incident_id"] for i in incidents if i["grade"] >= band_start(band)}
+        if band == "medium":
+            assert expected, "no incident reaches the medium band: the check would prove nothing"
+        monitor = alert_definition("opensearch", index, band, period_minutes=60)
+        search = orjson.loads(
+            orjson.dumps(monitor["inputs"][0]["search"]["query"])  # type: ignore[index]
+            .decode()
+            .replace("{{period_end}}", str(period_end))
+        )
+        hits = deployment.client.search(index=index, body=search)["hits"]["hits"]
+        assert {h["_source"]["incident_id"] for h in hits} == expected, ("opensearch", band)
+        params = alert_definition("kibana", index, band, period_minutes=60)["params"]
+        window = {"range": {params["timeField"]: {"gte": "now-60m"}}}  # type: ignore[index]
+        rule_query = orjson.loads(params["esQuery"])["query"]  # type: ignore[index]
+        body = {"size": 100, "query": {"bool": {"filter": [rule_query, window]}}}
+        hits = deployment.client.search(index=index, body=body)["hits"]["hits"]
+        assert {h["_source"]["incident_id"] for h in hits} == expected, ("kibana", band)
 
 
 def test_many_small_cycles_write_the_same_incidents_as_one_and_a_redo_adds_nothing(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from sidecar.pipeline.documents import documents_for
 from sidecar.pipeline.incidents import (
     IncidentLimits,
     OpenIncident,
     advance_incidents,
+    grade_band,
     incident_document,
     incident_id,
 )
@@ -106,3 +108,31 @@ def test_models_that_agree_raise_grade_and_confidence() -> None:
     assert (double["grade"], double["confidence"]) == (70.0, 0.75)
     assert double["models"] == ["deeplog", "loganomaly"]
     assert double["event_count"] == 1 and double["detection_count"] == 2
+
+
+def test_an_incident_counts_once_in_each_grade_band_it_enters() -> None:
+    limits = IncidentLimits(models_running=1)
+    first = documents_for({"host-1": [flagged(0, 0)]}, lambda _: None, limits, 0, 100)
+    assert (first.opened, dict(first.entered_bands)) == (1, {"medium": 1})  # grade 60
+    # Seven more events of the same incident: corroboration raises it to 75, the high band.
+    seven = {"host-1": [flagged(MINUTE * i, i) for i in range(1, 8)]}
+    more = documents_for(seven, lambda _: first.still_open["host-1"], limits, 0, 100)
+    assert (more.extended, dict(more.entered_bands)) == (1, {"high": 1})
+    assert more.incidents[0][1]["grade"] == 75.0
+    # One more, still high: extended, but no band entered again.
+    ninth = {"host-1": [flagged(9 * MINUTE, 9)]}
+    again = documents_for(ninth, lambda _: more.still_open["host-1"], limits, 0, 100)
+    assert (again.extended, dict(again.entered_bands)) == (1, {})
+
+
+def test_grade_bands_start_at_the_threshold_and_above() -> None:
+    assert [grade_band(g) for g in (0.0, 49.9, 50.0, 74.9, 75.0, 89.9, 90.0, 100.0)] == [
+        "low",
+        "low",
+        "medium",
+        "medium",
+        "high",
+        "high",
+        "critical",
+        "critical",
+    ]

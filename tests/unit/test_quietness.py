@@ -94,3 +94,23 @@ def test_under_a_host_day_of_log_time_it_does_not_warn_and_the_rate_is_nan() -> 
         if line.startswith("sidecar_incidents_per_host_day ")
     )
     assert math.isnan(float(value))
+
+
+def test_incident_bands_and_retrain_outcomes_are_counted_from_zero() -> None:
+    metrics = SidecarMetrics()
+    text = generate_latest(metrics.registry).decode()
+    # Present at 0 before anything happened: Prometheus's increase() then sees the first rise.
+    for band in ("low", "medium", "high", "critical"):
+        assert f'sidecar_incident_grades_total{{band="{band}"}} 0.0' in text
+    for outcome in ("promoted", "rejected", "failed"):
+        assert f'sidecar_retrains_total{{outcome="{outcome}"}} 0.0' in text
+    cycle = report(1_000, 3, 2, HOUR_MS)
+    cycle.incident_bands.update({"medium": 1, "critical": 1})
+    metrics.record_cycle(cycle, now_s=1_000)
+    metrics.record_retrain("rejected")
+    text = generate_latest(metrics.registry).decode()
+    assert 'sidecar_incident_grades_total{band="medium"} 1.0' in text
+    assert 'sidecar_incident_grades_total{band="critical"} 1.0' in text
+    assert 'sidecar_incident_grades_total{band="high"} 0.0' in text
+    assert 'sidecar_retrains_total{outcome="rejected"} 1.0' in text
+    assert "sidecar_started_timestamp_seconds " in text

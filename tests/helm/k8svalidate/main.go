@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -40,12 +41,14 @@ func target(tm typeMeta) (interface{}, bool) {
 		return &batchv1.Job{}, true
 	case "networking.k8s.io/v1/NetworkPolicy":
 		return &networkingv1.NetworkPolicy{}, true
+	// prometheus-operator's CRDs, with the Go types their schemas are generated from.
+	case "monitoring.coreos.com/v1/ServiceMonitor":
+		return &monitoringv1.ServiceMonitor{}, true
+	case "monitoring.coreos.com/v1/PrometheusRule":
+		return &monitoringv1.PrometheusRule{}, true
 	}
 	return nil, false
 }
-
-// CRDs the chart may render; their schemas live with their operators, not in k8s.io/api.
-var crds = map[string]bool{"monitoring.coreos.com/v1/ServiceMonitor": true}
 
 func main() {
 	data, err := io.ReadAll(bufio.NewReader(os.Stdin))
@@ -66,9 +69,6 @@ func main() {
 		}
 		obj, known := target(tm)
 		if !known {
-			if crds[tm.APIVersion+"/"+tm.Kind] {
-				continue
-			}
 			fmt.Printf("%s/%s: kind not known to this validator\n", tm.APIVersion, tm.Kind)
 			failed++
 			continue
