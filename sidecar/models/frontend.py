@@ -6,6 +6,7 @@ events walked back to their hosts. A detector adds only how it scores and what i
 from __future__ import annotations
 
 import gc
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,7 +75,7 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-class BatchDetector:
+class BatchDetector(ABC):
     """Scores every event of every sequence in one batched pass (all hosts together).
 
     `detect` is the Detector port; subclasses implement `_detect` on the sequences that hold
@@ -94,8 +95,9 @@ class BatchDetector:
         with gc_paused():
             return self._detect(spans)
 
+    @abstractmethod
     def _detect(self, spans: list[HostSequence]) -> DetectionBatch:
-        raise NotImplementedError
+        """Detections for `spans`: every sequence holds at least one new event."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,12 +84,11 @@ def documents_for(
                 made.extended += 1
             else:
                 made.opened += 1
-            band = grade_band(incident_grade(incident, limits.models_running))
+            document = incident_document(incident, now_ms, limits.models_running)
+            band = grade_band(float(document["grade"]))
             if not extended or band != band_before:
                 made.entered_bands[band] += 1
-            made.incidents.append(
-                (incident.id, incident_document(incident, now_ms, limits.models_running))
-            )
+            made.incidents.append((incident.id, document))
         made.folded += len(detections) - len(update.kept) - update.repeated
         made.still_open[host] = None if update.still_open is None else update.still_open.to_json()
     return made
