@@ -101,7 +101,9 @@ def _demo(node: DevNode, workdir: Path, hosts: int, cycles: int, keep_node: bool
         initial_lookback_seconds=3_600,
         train_epochs=30,
         log_level="WARNING",
-        # The demo's two models; every other detection setting is the product's default.
+        # The demo's two models; every other detection setting is the product's default. The
+        # default set's third, `volume`, judges silences against a day's rhythm, which the
+        # demo's clock (hours of logs written in minutes) does not have.
         models=list(MODELS),
     )
     client = make_client(settings)

@@ -28,7 +28,7 @@ from sidecar.pipeline.sharding import Shard, ordinal_from_hostname
 __all__ = ["Settings", "FieldNames", "KNOWN_MODELS", "describe_validation_error", "ENV_PREFIX"]
 
 ENV_PREFIX = "SIDECAR_"
-KNOWN_MODELS = ("deeplog", "loganomaly", "parameters", "pca", "autoencoder")
+KNOWN_MODELS = ("deeplog", "loganomaly", "parameters", "pca", "autoencoder", "volume")
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     # --- detection ----------------------------------------------------------------------
     # DeepLog for orders, LogAnomaly for counts too (a burst of familiar events, such as thirty
     # failed logons, breaks its count invariant while every single transition looks normal).
-    models: CommaList = Field(default_factory=lambda: ["deeplog", "loganomaly"])
+    models: CommaList = Field(default_factory=lambda: ["deeplog", "loganomaly", "volume"])
     window_size: int = Field(default=10, ge=1, le=1_000)
     # How an event becomes a verdict. calibrated: its p-value against held-out normal data
     # (computed when the model was trained) is below what ALERT_BUDGET allows; top_g: the

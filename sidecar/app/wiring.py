@@ -75,6 +75,7 @@ def training_choices(settings: Settings):  # -> TrainingChoices
         pca_variance=settings.pca_variance,
         pca_alpha=settings.pca_alpha,
         autoencoder_quantile=settings.autoencoder_quantile,
+        host_group_pattern=settings.host_group_pattern or None,
     )
 
 

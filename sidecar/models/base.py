@@ -82,6 +82,8 @@ class TrainingChoices:
     pca_variance: float
     pca_alpha: float
     autoencoder_quantile: float
+    # How hosts are grouped for a group's rhythm (None: the name without its ordinal).
+    host_group_pattern: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

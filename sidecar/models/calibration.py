@@ -19,6 +19,7 @@ Pure: numpy in, numpy out; the fitted state is plain JSON for the model manifest
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "HOLDOUT_CHUNK",
+    "HOLDOUT_SHARE",
+    "holdout_mask",
     "Calibration",
     "events_per_host_day",
     "fit_calibration",
@@ -33,6 +37,13 @@ __all__ = [
     "threshold_for_budget",
 ]
 
+# The held-out slice: chunks of consecutive events per host, chosen by a hash of (host, chunk),
+# so it spans the whole training range (a time split would calibrate on one weekday) and every
+# host role, and is the same in every process. A host shorter than one chunk (an HDFS block, a
+# short-lived container) is held out whole or not at all. One chunk in five: enough held-out
+# events for a tail estimate on a day of a small fleet, little enough that fitting keeps most.
+HOLDOUT_CHUNK = 256
+HOLDOUT_SHARE = 5
 # Survival points kept from the held-out sample: every rank up to this, then geometric steps.
 _EXACT_RANKS = 64
 _RANK_GROWTH = 1.08
@@ -76,6 +87,19 @@ class Calibration:
         p = np.where(np.isposinf(s), 0.0, p)
         return np.clip(p, 0.0, 1.0)
 
+    def surprise_at(self, p_value: float) -> float:
+        """The least surprise whose p-value is at most `p_value` (the inverse of p_values):
+        what an annotation shows as the threshold in the model's own units."""
+        if self.n == 0 or p_value <= 0.0:
+            return math.inf
+        top, top_surv = self.values[0], self.survival[0]
+        if p_value < top_surv:
+            return top + self.tail_scale * math.log(top_surv / p_value)
+        values = np.asarray(self.values)
+        log_surv = np.log(np.asarray(self.survival))
+        # survival rises as the surprise falls: interpolate on the ascending log-survival.
+        return float(np.interp(math.log(p_value), log_surv, values))
+
     def to_json(self) -> dict[str, object]:
         return {
             "values": [round(v, 6) for v in self.values],
@@ -94,6 +118,17 @@ class Calibration:
             float(data["tail_scale"]),  # type: ignore[arg-type]
             float(data["events_per_host_day"]),  # type: ignore[arg-type]
         )
+
+
+def holdout_mask(host: str, n: int) -> np.ndarray:
+    """Which of a host's n events (in stream order) belong to the held-out slice."""
+    chunks = (n + HOLDOUT_CHUNK - 1) // HOLDOUT_CHUNK
+    held = np.zeros(n, dtype=bool)
+    for c in range(chunks):
+        digest = hashlib.sha256(f"{host}\n{c}".encode("utf-8", "surrogatepass")).digest()
+        if digest[0] % HOLDOUT_SHARE == 0:
+            held[c * HOLDOUT_CHUNK : (c + 1) * HOLDOUT_CHUNK] = True
+    return held
 
 
 def _kept_ranks(n: int) -> list[int]:

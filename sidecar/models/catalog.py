@@ -32,6 +32,7 @@ KIND_PATHS: dict[str, str] = {
     "pca": "sidecar.models.countvector.kind:PCA",
     "autoencoder": "sidecar.models.countvector.kind:AUTOENCODER",
     "parameters": "sidecar.models.parameter.kind:PARAMETERS",
+    "volume": "sidecar.models.volume.kind:VOLUME",
 }
 
 

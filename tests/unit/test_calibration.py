@@ -6,13 +6,15 @@ import numpy as np
 import pytest
 
 from sidecar.models.calibration import (
+    HOLDOUT_CHUNK,
     Calibration,
     events_per_host_day,
     fit_calibration,
     grade,
+    holdout_mask,
     threshold_for_budget,
 )
-from sidecar.models.nextkey.calibration import HOLDOUT_CHUNK, NextKeyCalibration, holdout_mask
+from sidecar.models.nextkey.calibration import NextKeyCalibration
 
 
 def test_p_value_is_the_share_of_held_out_events_at_least_as_surprising() -> None:

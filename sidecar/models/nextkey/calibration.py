@@ -1,9 +1,6 @@
 """Calibration of next-key models (DeepLog, LogAnomaly): the held-out slice and the surprise.
 
-The held-out slice is chosen in chunks of consecutive events per host, by a hash of (host,
-chunk), so it spans the whole training range (a time split would calibrate on one weekday) and
-every host role, and is the same in every process. A host shorter than one chunk (an HDFS
-block, a short-lived container) is held out whole or not at all.
+The held-out slice is sidecar/models/calibration.py's `holdout_mask`.
 
 The surprise of an observed key is how much less likely the model finds it here than the key
 is in general: log(frequency of the key) − log(probability of the key after this window). A
@@ -15,7 +12,6 @@ impossible (+inf).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -27,30 +23,12 @@ from sidecar.models.nextkey.core import NextKeyModel, score_next_keys
 from sidecar.types import LogEvent
 
 __all__ = [
-    "HOLDOUT_CHUNK",
-    "HOLDOUT_SHARE",
     "NextKeyCalibration",
-    "holdout_mask",
     "calibrate_next_key",
 ]
 
-HOLDOUT_CHUNK = 256
-# One chunk in five: enough held-out events for a tail estimate on a day of a small fleet,
-# little enough that fitting keeps most of the data.
-HOLDOUT_SHARE = 5
 _MIN_PROBABILITY = 1e-12
 RELATIVE = True
-
-
-def holdout_mask(host: str, n: int) -> np.ndarray:
-    """Which of a host's n events (in stream order) belong to the held-out slice."""
-    chunks = (n + HOLDOUT_CHUNK - 1) // HOLDOUT_CHUNK
-    held = np.zeros(n, dtype=bool)
-    for c in range(chunks):
-        digest = hashlib.sha256(f"{host}\n{c}".encode("utf-8", "surrogatepass")).digest()
-        if digest[0] % HOLDOUT_SHARE == 0:
-            held[c * HOLDOUT_CHUNK : (c + 1) * HOLDOUT_CHUNK] = True
-    return held
 
 
 class NextKeyCalibration:

@@ -19,12 +19,9 @@ from sidecar.models.base import (
     TrainingChoices,
     UpdatedModel,
 )
+from sidecar.models.calibration import holdout_mask
 from sidecar.models.nextkey.build import build_detector, template_matcher
-from sidecar.models.nextkey.calibration import (
-    calibrate_next_key,
-    holdout_mask,
-    key_log_frequency,
-)
+from sidecar.models.nextkey.calibration import calibrate_next_key, key_log_frequency
 from sidecar.models.nextkey.core import count_bursts, train_next_key_model
 from sidecar.models.nextkey.deeplog import DeepLogConfig, DeepLogNet
 from sidecar.models.nextkey.loganomaly import (

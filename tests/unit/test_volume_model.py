@@ -1,0 +1,168 @@
+"""The volume model: a host that goes quiet when its group is busy is flagged when it logs
+again; the same silence at night, when its group is quiet too, is not."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sidecar.errors import ModelError
+from sidecar.files.sink import MemoryCheckpoints
+from sidecar.files.source import FileSource
+from sidecar.lifecycle.training import train_model
+from sidecar.models.artifacts import load_artifact
+from sidecar.models.calibration import fit_calibration
+from sidecar.models.catalog import DetectorOptions, kind_of
+from sidecar.models.store import FileModelStore
+from sidecar.models.volume.detector import REASON_SILENCE, VolumeDetector
+from sidecar.models.volume.model import VolumeConfig
+from sidecar.models.volume.rhythm import DAY_MS, HOUR_MS, expected_events, exposure, fit_rhythm
+from sidecar.pipeline.cycle import CycleOptions, run_cycle
+from sidecar.types import HostSequence, LogEvent
+from tests.helpers import ListSink
+
+# Midnight UTC, so hours of the day are easy to read.
+MIDNIGHT = 1_700_006_400_000
+assert MIDNIGHT % DAY_MS == 0
+HOSTS = [f"web-{i}" for i in range(1, 7)]
+
+
+def day_of(host: str, day: int, seed: int, skip: tuple[int, int] | None = None) -> list[LogEvent]:
+    """One day of a web server: an event every ~2 min from 08:00 to 18:00, one an hour at
+    night; `skip` = (from hour, to hour) leaves those hours of the day silent."""
+    rng = random.Random(f"{seed}:{host}:{day}")
+    start = MIDNIGHT + day * DAY_MS
+    out, t = [], start
+    while t < start + DAY_MS:
+        hour = (t - start) // HOUR_MS
+        busy = 8 <= hour < 18
+        if skip is None or not skip[0] <= hour < skip[1]:
+            out.append(LogEvent(host, t, f"{host}-{day}-{t}", "200", "info", "GET /index"))
+        t += rng.randint(60_000, 180_000) if busy else rng.randint(2_400_000, 4_800_000)
+    return out
+
+
+def history(days: int = 3, seed: int = 1) -> dict[str, list[LogEvent]]:
+    return {h: [e for d in range(days) for e in day_of(h, d, seed)] for h in HOSTS}
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory: pytest.TempPathFactory):
+    store = FileModelStore(tmp_path_factory.mktemp("models"))
+    train_model("volume", history(), VolumeConfig(), store, {})
+    return load_artifact(store, "volume")
+
+
+@pytest.fixture(scope="module")
+def detector(artifact) -> VolumeDetector:
+    built = kind_of("volume").detector(artifact, DetectorOptions(alert_budget=0.05))
+    assert isinstance(built, VolumeDetector)
+    return built
+
+
+def test_exposure_counts_the_hours_of_each_slot_across_midnight() -> None:
+    hours = exposure(MIDNIGHT + 23 * HOUR_MS + HOUR_MS // 2, MIDNIGHT + DAY_MS + 90 * 60_000)
+    assert hours[23] == 0.5 and hours[0] == 1.0 and hours[1] == 0.5
+    assert hours.sum() == 2.0
+    assert exposure(MIDNIGHT, MIDNIGHT + 3 * DAY_MS).tolist() == [3.0] * 24
+
+
+def test_expected_events_integrate_the_hourly_rate() -> None:
+    rate = np.zeros(24)
+    rate[9], rate[10] = 30.0, 60.0
+    start = np.asarray([MIDNIGHT + 9 * HOUR_MS + HOUR_MS // 2, MIDNIGHT + DAY_MS])
+    end = np.asarray([MIDNIGHT + 11 * HOUR_MS, MIDNIGHT + DAY_MS + 8 * HOUR_MS])
+    assert expected_events(rate, start, end).tolist() == [75.0, 0.0]
+    # A span of a whole day and a half hour holds the day's 90 and the half hour's 15.
+    assert expected_events(
+        rate,
+        np.asarray([MIDNIGHT + 10 * HOUR_MS]),
+        np.asarray([MIDNIGHT + DAY_MS + 10.25 * HOUR_MS]),
+    ).tolist() == [105.0]
+
+
+def test_a_group_rate_is_per_host_hour_so_group_size_does_not_matter() -> None:
+    one = np.arange(MIDNIGHT, MIDNIGHT + DAY_MS, 60_000)  # one event a minute all day
+    rhythm = fit_rhythm(
+        [("a-1", one), ("a-2", one), ("b-1", one)], {"a-1": "a", "a-2": "a", "b-1": "b"}
+    )
+    assert rhythm.rate_of("a")[12] == pytest.approx(60.0)
+    assert rhythm.rate_of("b")[12] == pytest.approx(60.0)
+    assert rhythm.rate_of("never-seen") is rhythm.fleet
+
+
+def test_the_calibration_threshold_maps_back_to_a_surprise() -> None:
+    calibration = fit_calibration(np.random.default_rng(0).exponential(2.0, 5_000), 500.0)
+    for p in (0.3, 0.01, 1e-3, 1e-6):
+        s = calibration.surprise_at(p)
+        assert float(calibration.p_values(np.asarray([s]))[0]) == pytest.approx(p, rel=1e-6)
+
+
+def test_a_silence_in_working_hours_is_flagged_when_the_host_logs_again(detector) -> None:
+    quiet = day_of("web-3", 5, seed=7, skip=(10, 14))
+    (found,) = detector.detect([HostSequence("web-3", (), quiet)]).detections
+    assert found.reason == REASON_SILENCE and found.model == "volume"
+    assert (
+        14 * HOUR_MS <= found.event.timestamp_ms - (MIDNIGHT + 5 * DAY_MS) < 14 * HOUR_MS + 180_000
+    )
+    assert found.window[-1].timestamp_ms < MIDNIGHT + 5 * DAY_MS + 10 * HOUR_MS
+    assert found.p_value is not None and found.p_value <= detector.threshold
+    assert found.grade is not None and found.grade >= 50.0
+    values = {v.name: v for v in found.parameters.values}
+    assert values["silence_seconds"].observed > 4 * 3600 - 180
+    # About 4 busy hours at one event every 2 minutes on average.
+    assert 100 < values["events_expected"].expected < 140
+    assert found.parameters.error > found.parameters.threshold
+
+
+def test_the_same_silence_at_night_and_a_normal_day_are_not_flagged(detector) -> None:
+    night = day_of("web-3", 5, seed=7, skip=(0, 5))
+    normal = {h: day_of(h, 6, seed=8) for h in HOSTS}
+    batch = detector.detect(
+        [HostSequence("web-3", (), night), *(HostSequence(h, (), e) for h, e in normal.items())]
+    )
+    assert batch.detections == []
+    assert batch.scored == len(night) + sum(len(e) for e in normal.values())
+
+
+def test_a_silence_across_two_cycles_is_judged_as_in_one(detector) -> None:
+    events = [*day_of("web-2", 5, seed=3), *day_of("web-2", 6, seed=3, skip=(9, 15))]
+    end = MIDNIGHT + 7 * DAY_MS
+    runs = []
+    for cuts in ([end], [MIDNIGHT + 6 * DAY_MS + 12 * HOUR_MS, end]):
+        sink, checkpoints = ListSink(), MemoryCheckpoints()
+        for now in cuts:
+            run_cycle(
+                FileSource(events),
+                [detector],
+                sink,
+                checkpoints,
+                now_ms=now,
+                options=CycleOptions(read_lag_ms=0, initial_lookback_ms=None),
+            )
+        runs.append(sink.documents)
+    one, two = runs
+    assert len(one) == 1 and one == two
+    (doc,) = one.values()
+    assert doc["reason"] == "silence" and doc["model"]["name"] == "volume"
+
+
+def test_a_host_of_a_group_training_never_saw_is_judged_by_the_fleet_rhythm(detector) -> None:
+    quiet = [
+        LogEvent("db-1", e.timestamp_ms, e.log_uuid, e.event_id, e.severity, e.message)
+        for e in day_of("web-3", 5, seed=7, skip=(10, 14))
+    ]
+    (found,) = detector.detect([HostSequence("db-1", (), quiet)]).detections
+    assert found.reason == REASON_SILENCE
+
+
+def test_the_manifest_keeps_groups_and_calibration(artifact, tmp_path: Path) -> None:
+    assert artifact.manifest["volume"] == {"groups": ["web"]}
+    calibration = artifact.manifest["calibration"]
+    assert calibration["n"] > 0 and 300 < calibration["events_per_host_day"] < 330
+    manifest = {k: v for k, v in artifact.manifest.items() if k != "volume"}
+    with pytest.raises(ModelError, match="no volume groups"):
+        kind_of("volume").empty_net(artifact.vocabulary, artifact.config, manifest)
