@@ -32,7 +32,13 @@ class SecurityProfile:
     )
     sidecar_users: tuple[str, ...] = ("sidecar",)
     watched_patterns: tuple[str, ...] = ("*-logs-*",)
-    own_patterns: tuple[str, ...] = ("*-anomalies", "*-incidents", "*-state", "*-dead-letters")
+    own_patterns: tuple[str, ...] = (
+        "*-anomalies",
+        "*-incidents",
+        "*-state",
+        "*-dead-letters",
+        "*-notifications",
+    )
 
 
 def secured_home(home: Path, plugin_zip: Path, java_home: str) -> Path:

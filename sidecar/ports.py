@@ -4,7 +4,7 @@ state in. The cluster and JSON-lines adapters implement them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -35,6 +35,7 @@ __all__ = [
     "Activation",
     "ModelStore",
     "MinerStore",
+    "NoticeStore",
 ]
 
 
@@ -225,4 +226,19 @@ class MinerStore(Protocol):
     def save(self, miner: TemplateMiner) -> None:
         """Store `miner`. When another writer saved since `load`, their state is merged into
         `miner` first (no id of either is lost)."""
+        ...
+
+
+class NoticeStore(Protocol):
+    """The incidents still to be notified, and the record of those that were."""
+
+    def pending(
+        self, since_ms: int, min_grade: float, owns: Callable[[str], bool]
+    ) -> Iterator[dict]:
+        """Incident documents updated at or after `since_ms`, graded at least `min_grade`, of
+        hosts `owns` accepts, with no notification record; oldest update first."""
+        ...
+
+    def mark(self, incident: dict, record: dict) -> bool:
+        """Record a notification; False when one was already recorded (another replica)."""
         ...

@@ -138,6 +138,15 @@ class SidecarMetrics:
         )
         for outcome in ("promoted", "rejected", "failed"):
             self.retrains.labels(outcome)
+        self.notifications = Counter(
+            "sidecar_notifications",
+            "Incident notifications: sent (accepted), rejected for good (4xx), failed "
+            "attempts (retried), error (a round that could not read the incidents)",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("sent", "rejected", "failed", "error"):
+            self.notifications.labels(outcome)
         self.model_info = Gauge(
             "sidecar_model_info", "Loaded models (value 1)", ["model", "version"], registry=r
         )

@@ -125,6 +125,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             daemon=True,
         )
         retrainer.start()
+    if settings.notify_url:
+        start_notifier(settings, client, shard, stop, metrics)
     try:
         run_every(
             settings.interval_seconds,
@@ -138,6 +140,23 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         if server is not None:
             server.stop()
     return 0
+
+
+def start_notifier(settings: Settings, client, shard, stop: threading.Event, metrics):
+    """The notifier thread (sidecar/app/notifier.py): this replica's hosts' incidents."""
+    from sidecar.app.notifier import Notifier
+    from sidecar.app.wiring import notifier_config
+    from sidecar.cluster.notifications import ClusterNotices
+
+    notifier = Notifier(
+        ClusterNotices(client, settings.incident_index, settings.notify_index),
+        notifier_config(settings),
+        owns=shard.owns,
+        metrics=metrics,
+    )
+    thread = threading.Thread(target=notifier.run, args=(stop,), name="notify", daemon=True)
+    thread.start()
+    return thread
 
 
 def maintain_models(settings: Settings, client, models) -> bool:

@@ -163,6 +163,20 @@ class Settings(BaseSettings):
     # incident): a retry storm of 600 lines is one incident, not 600 documents.
     incident_event_docs: int = Field(default=10, ge=1, le=10_000)
     incident_index: str = Field(default="log-anomaly-incidents", min_length=1)
+    # Notifications (sidecar/app/notifier.py): each incident of at least NOTIFY_MIN_BAND, once,
+    # to an Alertmanager v2 endpoint (.../api/v2/alerts) or a generic JSON webhook; off unset.
+    notify_url: str = ""
+    notify_format: Literal["alertmanager", "webhook"] = "alertmanager"
+    notify_min_band: Literal["medium", "high", "critical"] = "high"
+    notify_interval_seconds: float = Field(default=15.0, gt=0, le=86_400)
+    notify_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    # Incidents updated this long before the start are still sent if no record says they were.
+    notify_lookback_seconds: float = Field(default=86_400.0, ge=0, le=30 * 86_400)
+    # An Authorization header value (e.g. "Bearer ..."); a secret, never logged.
+    notify_authorization: SecretStr | None = None
+    # Where a person opens the incident, "{incident_id}" replaced (e.g. a Dashboards URL).
+    notify_link: str = ""
+    notify_index: str = Field(default="log-anomaly-sidecar-notifications", min_length=1)
 
     # --- training -----------------------------------------------------------------------
     train_days: float = Field(default=7.0, gt=0)
@@ -235,7 +249,16 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown model(s) {unknown}; choose from {list(KNOWN_MODELS)}")
         return list(dict.fromkeys(models))
 
-    @field_validator("anomaly_index", "state_index", "model_index", "incident_index")
+    @field_validator("notify_url")
+    @classmethod
+    def _notify_url_is_http(cls, url: str) -> str:
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return url
+
+    @field_validator(
+        "anomaly_index", "state_index", "model_index", "incident_index", "notify_index"
+    )
     @classmethod
     def _index_name_is_valid(cls, name: str) -> str:
         if name != name.lower() or any(ch in name for ch in ' "\\/*?<>|,#:') or name[0] in "_-+":
@@ -280,6 +303,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SIDECAR_INCIDENT_INDEX must differ from SIDECAR_ANOMALY_INDEX and STATE_INDEX"
             )
+        if self.notify_index in (self.anomaly_index, self.state_index, self.incident_index):
+            raise ValueError(
+                "SIDECAR_NOTIFY_INDEX must differ from SIDECAR_ANOMALY_INDEX, STATE_INDEX and "
+                "INCIDENT_INDEX"
+            )
         return self
 
     @property
@@ -312,13 +340,14 @@ class Settings(BaseSettings):
         """Settings safe to log: secrets are replaced, never echoed."""
         shown = self.model_dump(mode="json")
         shown["cluster_urls"] = [_without_userinfo(u) for u in self.cluster_urls]
-        for secret in ("password", "api_key"):
+        shown["notify_url"] = _without_userinfo(self.notify_url)
+        for secret in ("password", "api_key", "notify_authorization"):
             if shown.get(secret) is not None:
                 shown[secret] = "***"
         return shown
 
 
-_SECRET_FIELDS = {"password", "api_key", "cluster_urls"}
+_SECRET_FIELDS = {"password", "api_key", "cluster_urls", "notify_authorization", "notify_url"}
 
 
 def _without_userinfo(url: str) -> str:

@@ -161,5 +161,25 @@ def install_sidecar_templates(settings: Settings, client) -> None:
         settings.dead_letter_index,
         settings.model_index if settings.model_store == "cluster" else None,
         settings.incident_index,
+        settings.notify_index if settings.notify_url else None,
+    )
+
+
+def notifier_config(settings: Settings):  # -> NotifierConfig
+    from sidecar.app.notifier import NotifierConfig
+
+    return NotifierConfig(
+        url=settings.notify_url,
+        fmt=settings.notify_format,
+        min_band=settings.notify_min_band,
+        interval_s=settings.notify_interval_seconds,
+        timeout_s=settings.notify_timeout_seconds,
+        lookback_s=settings.notify_lookback_seconds,
+        authorization=(
+            settings.notify_authorization.get_secret_value()
+            if settings.notify_authorization is not None
+            else None
+        ),
+        link=settings.notify_link,
     )
 

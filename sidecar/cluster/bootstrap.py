@@ -33,6 +33,7 @@ def install_templates(
     dead_letter_index: str | None = None,
     model_index: str | None = None,
     incident_index: str | None = None,
+    notify_index: str | None = None,
 ) -> None:
     """Idempotent: templates are overwritten with the current version, indices created once,
     and fields a newer version added are put into the mapping of indices that already exist
@@ -44,6 +45,8 @@ def install_templates(
         owned.append(("models", model_index))
     if incident_index is not None:
         owned.append(("incidents", incident_index))
+    if notify_index is not None:
+        owned.append(("notifications", notify_index))
     for name, index in owned:
         template = load_template(name, index)
         client.indices.put_index_template(name=f"{index}-template", body=template)

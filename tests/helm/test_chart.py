@@ -18,6 +18,7 @@ NOT_IN_CONFIG = {
     "username",
     "password",
     "api_key",
+    "notify_authorization",
     "ca_bundle",
     "shard_count",
     "shard_index",
@@ -114,7 +115,12 @@ def test_every_setting_is_rendered_and_secrets_come_only_from_secrets(
         f"SIDECAR_{n.upper()}" for n in NOT_IN_CONFIG
     }
     assert expected <= set(env), expected - set(env)
-    for secret in ("SIDECAR_PASSWORD", "SIDECAR_USERNAME", "SIDECAR_API_KEY"):
+    for secret in (
+        "SIDECAR_PASSWORD",
+        "SIDECAR_USERNAME",
+        "SIDECAR_API_KEY",
+        "SIDECAR_NOTIFY_AUTHORIZATION",
+    ):
         if secret in env:
             assert "value" not in env[secret] and "secretKeyRef" in env[secret]["valueFrom"]
 
@@ -128,6 +134,11 @@ def test_credentials_and_the_ca_bundle_come_from_existing_objects(helm: str) -> 
         "key": "api_key",
     }
     assert "SIDECAR_PASSWORD" not in env
+    assert env["SIDECAR_NOTIFY_AUTHORIZATION"]["valueFrom"]["secretKeyRef"] == {
+        "name": "alert-receiver",
+        "key": "authorization",
+    }
+    assert env["SIDECAR_NOTIFY_URL"]["value"] == "http://alertmanager.monitoring:9093/api/v2/alerts"
     assert env["SIDECAR_CA_BUNDLE"]["value"] == "/etc/sidecar/ca/ca.pem"
     assert {"name": "ca", "secret": {"secretName": "cluster-ca"}} in pod["volumes"]
 
@@ -161,6 +172,7 @@ def test_the_optional_objects_render_when_enabled(helm: str) -> None:
     egress = policy["spec"]["egress"]
     assert {"ipBlock": {"cidr": "10.20.0.0/16"}} in egress[0]["to"]
     assert {"port": 53, "protocol": "UDP"} in egress[1]["ports"]
+    assert egress[2]["ports"] == [{"port": 9093, "protocol": "TCP"}]  # to the receiver
     assert by_kind(docs, "PersistentVolumeClaim")
     (job,) = by_kind(docs, "Job")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"

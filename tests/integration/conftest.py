@@ -110,6 +110,7 @@ def make_settings(url: str, prefix: str, model_dir: Path, **extra: object) -> Se
         state_index=f"{prefix}-state",
         dead_letter_index=f"{prefix}-dead-letters",
         incident_index=f"{prefix}-incidents",
+        notify_index=f"{prefix}-notifications",
         model_dir=model_dir,
         read_lag_seconds=0,
         # The test data is dated 2023: let first-seen hosts start from the beginning.
@@ -130,5 +131,6 @@ def deployment(
         settings.state_index,
         settings.dead_letter_index,
         incident_index=settings.incident_index,
+        notify_index=settings.notify_index,
     )
     return Deployment(settings, client, trained, prefix)

@@ -25,6 +25,7 @@ from tests.integration.support import (
     start_sidecar,
     wait_for,
 )
+from tests.receiver import Receiver, receiver
 
 pytestmark = pytest.mark.integration
 
@@ -223,9 +224,9 @@ def test_train_reads_a_time_range_of_the_watched_indices(
     assert artifact.manifest["training"]["events"] == len(training_docs)
 
 
-def successful_cycles(port: int) -> float:
-    """sidecar_cycles_total{outcome="success"} on /metrics; 0 before the server listens or
-    before the first cycle has ended."""
+def successful_cycles(port: int, sample: str = 'sidecar_cycles_total{outcome="success"}') -> float:
+    """sidecar_cycles_total{outcome="success"} (or `sample`) on /metrics; 0 before the server
+    listens or before the first cycle has ended."""
     try:
         status, body = http_get(port, "/metrics")
     except OSError:  # not listening yet (connection refused)
@@ -233,7 +234,7 @@ def successful_cycles(port: int) -> float:
     if status != 200:
         return 0
     try:
-        return metric(body.decode(), 'sidecar_cycles_total{outcome="success"}')
+        return metric(body.decode(), sample)
     except AssertionError:  # no cycle has succeeded yet: the labelled sample is not there
         return 0
 
@@ -241,6 +242,18 @@ def successful_cycles(port: int) -> float:
 def test_the_scheduled_service_runs_cycles_serves_probes_and_stops_cleanly_on_sigterm(
     deployment: Deployment, model_dir: Path
 ) -> None:
+    with receiver("/hooks/incidents") as rx:
+        run_scheduled_service(deployment, model_dir, rx)
+
+
+NOTIFIED = 'sidecar_notifications_total{outcome="sent"}'
+
+
+def notifiable_incidents(deployment: Deployment) -> list[str]:
+    return sorted(i["incident_id"] for i in deployment.incidents() if i["grade"] >= 50.0)
+
+
+def run_scheduled_service(deployment: Deployment, model_dir: Path, rx: Receiver) -> None:
     port = free_port()
     docs, _ = batch(7, T0 + 10**8, INCIDENTS, events=100)
     index_documents(deployment.client, deployment.logs, docs)
@@ -263,15 +276,27 @@ def test_the_scheduled_service_runs_cycles_serves_probes_and_stops_cleanly_on_si
             "SIDECAR_USERNAME": "nobody",  # the dev node has no security plugin: ignored by it
             "SIDECAR_HTTP_HOST": "127.0.0.1",
             "SIDECAR_HTTP_PORT": str(port),
+            # The notifier thread, to a local webhook: every incident of the medium band once.
+            "SIDECAR_NOTIFY_URL": rx.url,
+            "SIDECAR_NOTIFY_FORMAT": "webhook",
+            "SIDECAR_NOTIFY_MIN_BAND": "medium",
+            "SIDECAR_NOTIFY_INTERVAL_SECONDS": "1",
+            "SIDECAR_NOTIFY_AUTHORIZATION": "Bearer never-logged-token",
+            "SIDECAR_NOTIFY_INDEX": deployment.settings.notify_index,
         }
     )
     process = start_sidecar(env, "run")
     try:
-        # Every host read and checkpointed, and at least one more (empty) cycle after it.
+        # Every host read and checkpointed, and at least one more (empty) cycle after it;
+        # every incident notified.
         wait_for(
-            lambda: len(deployment.states()) == TRAIN_HOSTS and successful_cycles(port) >= 2,
+            lambda: len(deployment.states()) == TRAIN_HOSTS
+            and successful_cycles(port) >= 2
+            and sorted(r.body["incident_id"] for r in rx.accepted())
+            == notifiable_incidents(deployment)
+            and successful_cycles(port, NOTIFIED) == len(rx.accepted()),
             120,
-            "every host's state and two successful cycles on /metrics",
+            "every host's state, two successful cycles on /metrics, every incident notified",
             interval_s=0.5,
         )
         health = http_get(port, "/healthz")
@@ -286,7 +311,11 @@ def test_the_scheduled_service_runs_cycles_serves_probes_and_stops_cleanly_on_si
     assert len(deployment.states()) == TRAIN_HOSTS
     assert err.count('"event": "cycle_finished"') >= 2
     assert '"event": "shutdown_requested"' in err and '"event": "scheduler_stopped"' in err
-    assert "never-logged-secret" not in err
+    assert "never-logged-secret" not in err and "never-logged-token" not in err
+    notified = notifiable_incidents(deployment)
+    assert notified and sorted(r.body["incident_id"] for r in rx.received) == notified
+    assert {r.headers["authorization"] for r in rx.received} == {"Bearer never-logged-token"}
+    assert metric(metrics, NOTIFIED) == len(notified)
     assert health == (200, b'{"alive":true}')
     assert ready[0] == 200 and orjson.loads(ready[1])["ready"] is True
     assert metric(metrics, "sidecar_events_read_total") == len(docs)

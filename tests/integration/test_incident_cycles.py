@@ -3,7 +3,9 @@ documents under redo and across cycle boundaries, and the furthest revision kept
 
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -12,12 +14,14 @@ import pytest
 from devtools.demo.generator import documents_with_incidents, fleet
 from devtools.demo.runner import index_documents
 from sidecar.app.alerting import alert_definition, band_start
+from sidecar.app.notifier import Notifier, NotifierConfig
 from sidecar.cluster.feedback import (
     confirmed_incidents,
     pending_false_positives,
     set_verdict,
     spread_incident_verdicts,
 )
+from sidecar.cluster.notifications import ClusterNotices
 from sidecar.cluster.writer import IncidentSink
 from tests.helpers import INCIDENTS, T0, TRAIN_HOSTS, one_pass
 from tests.integration.conftest import Deployment
@@ -27,6 +31,7 @@ from tests.integration.support import (
     sidecar_env,
     start_sidecar,
 )
+from tests.receiver import receiver
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +77,7 @@ def test_the_shipped_defaults_report_each_injected_incident_as_one_incident_docu
     assert all(0 <= i["grade"] <= 100 and 0 < i["confidence"] <= 1 for i in incidents)
     assert all(a["p_value"] is not None and a["grade"] is not None for a in anomalies)
     assert_alert_searches_find(deployment, incidents)
+    assert_each_incident_notified_once(deployment, incidents)
     print(
         f"\nshipped defaults: {len(docs)} events, {len(incidents)} incidents "
         f"{sorted((i['host'], i['event_count'], i['grade']) for i in incidents)}, "
@@ -103,6 +109,35 @@ def assert_alert_searches_find(deployment: Deployment, incidents: list[dict]) ->
         body = {"size": 100, "query": {"bool": {"filter": [rule_query, window]}}}
         hits = deployment.client.search(index=index, body=body)["hits"]["hits"]
         assert {h["_source"]["incident_id"] for h in hits} == expected, ("kibana", band)
+
+
+def assert_each_incident_notified_once(deployment: Deployment, incidents: list[dict]) -> None:
+    """The notifier reads the real incident index as its outbox: a receiver that fails twice
+    and recovers gets every incident of the band once, in the order of their updates; the
+    records land in the notification index, so a restarted notifier sends nothing again."""
+    settings = deployment.settings
+    expected = sorted(
+        (i for i in incidents if i["grade"] >= 50.0),
+        key=lambda i: (i["updated_at"], i["incident_id"]),
+    )
+    assert expected, "no incident reaches the medium band: the check would prove nothing"
+
+    def notices() -> ClusterNotices:
+        return ClusterNotices(deployment.client, settings.incident_index, settings.notify_index)
+
+    config = NotifierConfig(url="", min_band="medium", first_backoff_s=0.01)
+    with receiver(statuses=[503, 502]) as rx:
+        config = replace(config, url=rx.url)
+        assert Notifier(notices(), config).round(threading.Event()) == len(expected)
+        assert Notifier(notices(), config).round(threading.Event()) == 0  # after a restart
+    sent = [r.body[0]["labels"]["incident_id"] for r in rx.accepted()]
+    assert sent == [i["incident_id"] for i in expected]
+    assert [r.status for r in rx.received[:3]] == [503, 502, 200]
+    deployment.client.indices.refresh(index=settings.notify_index)
+    body = {"size": 1_000, "query": {"match_all": {}}}
+    records = deployment.client.search(index=settings.notify_index, body=body)["hits"]["hits"]
+    assert sorted(r["_id"] for r in records) == sorted(sent)
+    assert {r["_source"]["status"] for r in records} == {200}
 
 
 def test_many_small_cycles_write_the_same_incidents_as_one_and_a_redo_adds_nothing(

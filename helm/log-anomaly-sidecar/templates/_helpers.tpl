@@ -49,6 +49,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   valueFrom: {secretKeyRef: {name: {{ . }}, key: {{ $.Values.auth.passwordKey }}}}
 {{- end }}
 {{- end }}
+{{- with .Values.notify.existingSecret }}
+- name: SIDECAR_NOTIFY_AUTHORIZATION
+  valueFrom: {secretKeyRef: {name: {{ . }}, key: {{ $.Values.notify.authorizationKey }}}}
+{{- end }}
 {{- if or .Values.tls.caSecret .Values.tls.caConfigMap }}
 - name: SIDECAR_CA_BUNDLE
   value: /etc/sidecar/ca/{{ .Values.tls.caKey }}
