@@ -167,6 +167,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             data,
             on_epoch=progress.epochs(name),
             host_group_pattern=settings.host_group_pattern or None,
+            budget=(settings.alert_budget, len(settings.models)),
         )
         progress.finished()
         results.append(

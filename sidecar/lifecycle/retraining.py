@@ -202,6 +202,7 @@ def retrain(
         activate=None,
         host_group_pattern=host_group_pattern,
         on_epoch=on_epoch,
+        budget=(options.alert_budget, options.models_sharing),
     )
     kind = kind_of(name)
 

@@ -11,6 +11,7 @@ import structlog
 from sidecar.encoding.hostgroups import HostGrouping
 from sidecar.encoding.vocabulary import Vocabulary
 from sidecar.models.artifacts import ModelArtifact, ModelConfig, save_artifact
+from sidecar.models.calibration import Calibration, budget_report
 from sidecar.models.catalog import EpochHook, kind_of
 from sidecar.ports import ModelStore
 from sidecar.types import LogEvent
@@ -42,13 +43,16 @@ def train_model(
     activate: str | None = "trained",
     extra: dict[str, object] | None = None,
     host_group_pattern: str | None = None,
+    budget: tuple[float, int] | None = None,
 ) -> ModelArtifact:
     """Train `name` on `streams` and store it; `activate` (a reason) makes it the active
     version at once, None keeps it a candidate (see sidecar/lifecycle/).
 
     Every kind's manifest also gets the normal workflows of the same streams per host group
     (`host_group_pattern`, see sidecar/encoding/hostgroups.py), for anomaly summaries and the
-    `workflow` command."""
+    `workflow` command. With `budget` (ALERT_BUDGET, the number of models sharing it), a
+    calibrated model's manifest records what that budget's threshold flags on its held-out
+    slice (calibration.at_budget)."""
     kind = kind_of(name)
     if not any(streams.values()):
         raise ValueError("no events to train on")
@@ -59,6 +63,11 @@ def train_model(
     )
     trained = kind.fit(streams, vocabulary, config, on_epoch)
     workflows = learn_workflows(streams, HostGrouping(host_group_pattern))
+    calibration = trained.extra.get("calibration")
+    if budget is not None and isinstance(calibration, dict):
+        # The rate the budget's threshold achieves on the held-out slice, kept with the model.
+        at_budget = budget_report(Calibration.from_json(calibration), *budget)
+        trained.extra["calibration"] = {**calibration, "at_budget": at_budget}
     trained.summary.events = events
     artifact = save_artifact(
         store,

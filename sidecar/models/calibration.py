@@ -35,6 +35,7 @@ __all__ = [
     "fit_calibration",
     "grade",
     "threshold_for_budget",
+    "budget_report",
 ]
 
 # The held-out slice: chunks of consecutive events per host, chosen by a hash of (host, chunk),
@@ -189,3 +190,26 @@ def events_per_host_day(spans: Sequence[tuple[int, int, int]]) -> float:
     events = sum(n for _, _, n in spans)
     days = sum(max(last - first, 3_600_000) for first, last, _ in spans) / 86_400_000
     return events / days if days > 0 else float(events)
+
+
+def budget_report(
+    calibration: Calibration, budget_per_host_day: float, models_sharing: int = 1
+) -> dict[str, object]:
+    """What the budget's threshold flags on the held-out slice it was calibrated on, for the
+    manifest: the share flagged there (conformal p-values put it at or below the threshold by
+    construction) and the false flags per host-day that share means at the training range's
+    rate. Live data is measured against the same budget by the quietness metrics."""
+    threshold = threshold_for_budget(calibration, budget_per_host_day, models_sharing)
+    n = calibration.n
+    # The held-out event of rank r (0 = most surprising) has p-value (r + 1) / (n + 1).
+    flagged = min(n, max(0, math.floor(threshold * (n + 1) + 1e-9))) if n else 0
+    share = flagged / n if n else 0.0
+    return {
+        "alert_budget": budget_per_host_day,
+        "models_sharing": models_sharing,
+        "threshold": float(f"{threshold:.6g}"),
+        "held_out_events": n,
+        "held_out_flagged": flagged,
+        "held_out_flagged_per_10k": round(share * 10_000, 4),
+        "false_flags_per_host_day": round(share * calibration.events_per_host_day, 6),
+    }

@@ -8,6 +8,7 @@ import pytest
 from sidecar.models.calibration import (
     HOLDOUT_CHUNK,
     Calibration,
+    budget_report,
     events_per_host_day,
     fit_calibration,
     grade,
@@ -91,3 +92,22 @@ def test_rare_but_regular_keys_are_not_surprising_and_misplaced_common_ones_are(
     assert p[0] == pytest.approx(1_000 / 1_001)  # below every held-out surprise
     assert p[1] < 1e-3
     assert p[2] == 0.0
+
+
+def test_the_manifest_records_what_the_budget_flags_on_the_held_out_slice() -> None:
+    # 9,999 held-out events at 500 events per host-day: a budget of 0.5 false incidents per
+    # host-day shared by two models is a threshold of 0.5 / (500 * 2) = 5e-4, which flags the
+    # 5 most surprising held-out events (p = 1/10,000 .. 5/10,000).
+    calibration = fit_calibration(np.arange(1.0, 10_000.0), events_per_host_day=500.0)
+    assert budget_report(calibration, 0.5, 2) == {
+        "alert_budget": 0.5,
+        "models_sharing": 2,
+        "threshold": 0.0005,
+        "held_out_events": 9_999,
+        "held_out_flagged": 5,
+        "held_out_flagged_per_10k": 5.0005,
+        "false_flags_per_host_day": 0.250025,
+    }
+    # The same five by the p-values themselves (up to the table's rounding in log space).
+    flagged = calibration.p_values(np.arange(1.0, 10_000.0)) <= 0.0005 * (1 + 1e-9)
+    assert int(flagged.sum()) == 5

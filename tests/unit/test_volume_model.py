@@ -52,7 +52,7 @@ def history(days: int = 3, seed: int = 1) -> dict[str, list[LogEvent]]:
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory):
     store = FileModelStore(tmp_path_factory.mktemp("models"))
-    train_model("volume", history(), VolumeConfig(), store, {})
+    train_model("volume", history(), VolumeConfig(), store, {}, budget=(0.05, 3))
     return load_artifact(store, "volume")
 
 
@@ -163,6 +163,12 @@ def test_the_manifest_keeps_groups_and_calibration(artifact, tmp_path: Path) -> 
     assert artifact.manifest["volume"] == {"groups": ["web"]}
     calibration = artifact.manifest["calibration"]
     assert calibration["n"] > 0 and 300 < calibration["events_per_host_day"] < 330
+    # What ALERT_BUDGET 0.05 shared by three models flags on the held-out slice.
+    at_budget = calibration["at_budget"]
+    assert at_budget["alert_budget"] == 0.05 and at_budget["models_sharing"] == 3
+    assert at_budget["threshold"] == pytest.approx(0.05 / (3 * calibration["events_per_host_day"]))
+    assert at_budget["held_out_events"] == calibration["n"]
+    assert at_budget["false_flags_per_host_day"] <= 0.05 / 3
     manifest = {k: v for k, v in artifact.manifest.items() if k != "volume"}
     with pytest.raises(ModelError, match="no volume groups"):
         kind_of("volume").empty_net(artifact.vocabulary, artifact.config, manifest)
