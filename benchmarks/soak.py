@@ -1,0 +1,453 @@
+"""Soak benchmark: the sidecar in `run` mode for tens of minutes (or hours) beside a steady
+writer, with everything a deployment switches on: the scheduler, the HTTP server, scheduled
+retraining and online updates from analysts' marks. Not part of the test suite.
+
+    ./scripts/bench.sh soak                          # 30 minutes, ~2,000 events/s, 300 hosts
+    ./scripts/bench.sh soak --minutes 120 --rate 4000
+    ./scripts/bench.sh soak --minutes 3 --no-write   # a smoke run
+
+On a real OpenSearch node (devtools.node): a history of normal traffic trains DeepLog; then a
+writer thread indexes --rate events/s over --hosts hosts stamped with the wall clock, with an
+incident from the demo's catalogue on a random host every --incident-every seconds and a
+--late-share of documents stamped up to a minute in the past (late arrivals). One
+`python -m sidecar run` process, configured only by SIDECAR_* variables, reads it every
+--interval seconds, retrains every --retrain-every seconds on the last --train-minutes, and
+applies the false-positive marks the benchmark sets on one annotation every --mark-every s.
+
+Every minute it prints host lag p50/p99/max (sidecar_host_lag_seconds over hosts), the
+process's RSS, open file descriptors and threads (/proc), cycle seconds (mean over the minute),
+events read, anomalies written and errors by kind. At the end, after the writer stops and the
+sidecar has caught up, the checks (PASS/FAIL, exit status 1 on any FAIL):
+- lag: p99 host lag under 2 intervals + the read lag in every minute after warm-up;
+- memory: RSS after warm-up grows by less than --rss-growth-mib to the end; fds by < 16;
+- nothing lost: every host's cursor is its newest document, every document written was read
+  (late ones make their host be re-read, so some are read twice);
+- exactly once: no anomaly stored twice for a model, every injected incident that was
+  annotated is in exactly one incident document (incidents found are reported as a count).
+Results: benchmarks/results/soak.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from opensearchpy.helpers import bulk
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from end_to_end import MAPPING, sidecar_env
+from load import cursors, duplicate_anomalies, newest_per_host
+
+from devtools.demo.generator import documents_with_incidents, fleet, normal_documents
+from devtools.node import DevNode
+from sidecar.app.settings import Settings
+from sidecar.cluster.bootstrap import install_templates
+from sidecar.cluster.client import make_client
+from sidecar.encoding.events import FieldNames, parse_event
+from sidecar.lifecycle.training import group_by_host, train_model
+from sidecar.models.nextkey.deeplog import DeepLogConfig
+from sidecar.types import InputStats
+
+RESULTS = ROOT / "benchmarks" / "results" / "soak.json"
+INCIDENT_KINDS = ("brute_force", "audit_log_cleared", "privilege_without_logon", "logoff_storm")
+PREFIX = "soak"
+_SAMPLE = re.compile(r"^(\w+)(?:\{([^}]*)\})? ([-+0-9.eE]+|NaN)$")
+
+
+class Writer(threading.Thread):
+    """Indexes normal traffic at a steady rate, with incidents and late documents."""
+
+    def __init__(self, client, args: argparse.Namespace) -> None:
+        super().__init__(name="writer", daemon=True)
+        self.client, self.args = client, args
+        self.stop = threading.Event()
+        self.rng = random.Random(11)
+        self.profiles = fleet(args.hosts)
+        # A pool of normal documents per host, replayed with fresh ids and times.
+        # 2,000 a host: at 2,000 events/s over 300 hosts a host's pool wraps every 5 minutes.
+        pool = normal_documents(self.profiles, 0, args.pool_per_host, seed=3)
+        self.pools: dict[str, list[dict]] = {}
+        for doc in pool:
+            self.pools.setdefault(str(doc["HOSTNAME"]), []).append(doc)
+        self.position = dict.fromkeys(self.pools, 0)
+        self.written = 0
+        self.late = 0
+        self.incidents: list[dict] = []
+        self.errors: list[str] = []
+
+    def _normal(self, host: str, at_ms: int) -> dict:
+        pool = self.pools[host]
+        doc = dict(pool[self.position[host] % len(pool)])
+        self.position[host] += 1
+        doc["_zl_timestamp"] = str(at_ms)
+        doc["log_uuid"] = uuid.uuid4().hex
+        return doc
+
+    def _incident(self, at_ms: int) -> list[dict]:
+        profile = self.rng.choice(self.profiles)
+        kind = self.rng.choice(INCIDENT_KINDS)
+        docs, found = documents_with_incidents(
+            [profile], at_ms, 0, self.rng.randrange(10**6), {profile.name: kind}, (1, 30), 0
+        )
+        self.incidents.append(
+            {"kind": kind, "host": profile.name, "log_uuids": found[0].log_uuids, "at_ms": at_ms}
+        )
+        return docs
+
+    def run(self) -> None:
+        tick_s, hosts = 0.5, list(self.pools)
+        next_incident = time.time() + self.args.incident_every
+        per_tick, carry, turn = self.args.rate * tick_s, 0.0, 0
+        while not self.stop.is_set():
+            started = time.time()
+            now_ms = int(started * 1000)
+            carry += per_tick
+            count, carry = int(carry), carry - int(carry)
+            docs = []
+            for i in range(count):
+                host = hosts[turn % len(hosts)]
+                turn += 1
+                # Spread over the tick in order: a host's documents keep their sequence.
+                at = now_ms - 500 + i * 500 // max(1, count)
+                if self.rng.random() < self.args.late_share:
+                    at = now_ms - self.rng.randrange(5_000, 60_000)
+                    self.late += 1
+                docs.append(self._normal(host, at))
+            if started >= next_incident:
+                docs.extend(self._incident(now_ms))
+                next_incident += self.args.incident_every
+            try:
+                ok, _ = bulk(
+                    self.client, ({"_index": f"{PREFIX}-logs", "_source": d} for d in docs)
+                )
+                self.written += ok
+            except Exception as exc:  # noqa: BLE001 - counted and shown, the soak goes on
+                self.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+            self.stop.wait(max(0.0, tick_s - (time.time() - started)))
+
+
+def metrics(port: int) -> dict[tuple[str, str], float]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:  # noqa: S310
+        text = r.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        m = _SAMPLE.match(line)
+        if m:
+            samples[(m.group(1), m.group(2) or "")] = float(m.group(3))
+    return samples
+
+
+def proc(pid: int) -> dict[str, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    value = lambda k: int(re.search(rf"^{k}:\s+(\d+)", status, re.M).group(1))  # noqa: E731
+    return {
+        "rss_mib": round(value("VmRSS") / 1024, 1),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+        "threads": value("Threads"),
+    }
+
+
+def mark_one_false_positive(client, incident_uuids: set[str]) -> str | None:
+    """An analyst's mark on the newest annotation that is not an injected incident's."""
+    body = {"size": 20, "sort": [{"detected_at": "desc"}], "query": {"match_all": {}}}
+    client.indices.refresh(index=f"{PREFIX}-anomalies")
+    for hit in client.search(index=f"{PREFIX}-anomalies", body=body)["hits"]["hits"]:
+        if hit["_source"]["log_uuid"] not in incident_uuids and not hit["_source"].get("feedback"):
+            client.update(
+                index=f"{PREFIX}-anomalies",
+                id=hit["_id"],
+                body={"doc": {"feedback": {"verdict": "false_positive"}}},
+                refresh="wait_for",
+            )
+            return hit["_id"]
+    return None
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def minute_row(samples, before, pid: int, started: float) -> dict[str, object]:
+    lags = [v for (name, _l), v in samples.items() if name == "sidecar_host_lag_seconds"]
+    get = lambda name, labels="": samples.get((name, labels), 0.0)  # noqa: E731
+    cycles = get("sidecar_cycle_duration_seconds_count") - before.get(
+        ("sidecar_cycle_duration_seconds_count", ""), 0.0
+    )
+    seconds = get("sidecar_cycle_duration_seconds_sum") - before.get(
+        ("sidecar_cycle_duration_seconds_sum", ""), 0.0
+    )
+    errors = {lab: v for (n, lab), v in samples.items() if n == "sidecar_errors_total" and v}
+    return {
+        "minute": round((time.time() - started) / 60),
+        "lag_p50": round(percentile(lags, 0.5), 1),
+        "lag_p99": round(percentile(lags, 0.99), 1),
+        "lag_max": round(max(lags, default=float("nan")), 1),
+        **proc(pid),
+        "cycles": int(cycles),
+        "cycle_s": round(seconds / cycles, 2) if cycles else None,
+        "events_read": int(get("sidecar_events_read_total")),
+        "anomalies": int(
+            sum(v for (n, _l), v in samples.items() if n == "sidecar_anomalies_written_total")
+        ),
+        "retrains": {
+            lab.split('"')[1]: int(v)
+            for (n, lab), v in samples.items()
+            if n == "sidecar_retrains_total" and v
+        },
+        "errors": errors,
+    }
+
+
+def print_row(row: dict[str, object]) -> None:
+    print(
+        f"min {row['minute']:>3}  lag p50 {row['lag_p50']:>6}s p99 {row['lag_p99']:>6}s "
+        f"max {row['lag_max']:>6}s  RSS {row['rss_mib']:>7} MiB  fds {row['fds']:>4}  "
+        f"threads {row['threads']:>3}  cycles {row['cycles']:>3} x {row['cycle_s']} s  "
+        f"read {row['events_read']:>10,}  anomalies {row['anomalies']:>7,}  "
+        f"retrains {row['retrains']}  errors {row['errors'] or '-'}",
+        flush=True,
+    )
+
+
+def train_initial(client, args: argparse.Namespace, model_dir: Path) -> dict[str, object]:
+    """Index --history-minutes of normal traffic before now and train DeepLog on it, so the
+    scheduled retraining has a window to read from the first time it runs."""
+    client.indices.create(index=f"{PREFIX}-logs", body=MAPPING)
+    # MAPPING turns refresh off for bulk loading; a live index refreshes every second.
+    client.indices.put_settings(index=f"{PREFIX}-logs", body={"index.refresh_interval": "1s"})
+    now = int(time.time() * 1000)
+    per_host = max(50, int(args.rate * args.history_minutes * 60 / args.hosts))
+    start = now - int(args.history_minutes * 60_000)
+    pace = max(1, int(args.history_minutes * 60_000 / per_host))
+    docs = normal_documents(fleet(args.hosts), start, per_host, seed=1, pace_ms=(pace // 2, pace))
+    docs = [d for d in docs if int(str(d["_zl_timestamp"])) < now]
+    bulk(client, ({"_index": f"{PREFIX}-logs", "_source": d} for d in docs), chunk_size=5_000)
+    stats = InputStats()
+    streams = group_by_host(e for d in docs if (e := parse_event(d, FieldNames(), stats)))
+    started = time.perf_counter()
+    artifact = train_model("deeplog", streams, DeepLogConfig(epochs=20), model_dir, {})
+    return {
+        "history_documents": len(docs),
+        "version": artifact.version,
+        "train_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def check(checks: list[dict], name: str, ok: bool, detail: str) -> None:
+    checks.append({"check": name, "ok": bool(ok), "detail": detail})
+    print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}", flush=True)
+
+
+def verify(client, args, rows, writer: Writer, history: int, final) -> list[dict]:
+    checks: list[dict] = []
+    warm = [r for r in rows if r["minute"] >= args.warmup_minutes]
+    bound = 2 * args.interval + args.read_lag
+    # A minute without a finished cycle has no lag sample: it counts as over the bound.
+    worst = max(
+        (r["lag_p99"] if r["lag_p99"] == r["lag_p99"] else float("inf") for r in warm),
+        default=float("nan"),
+    )
+    check(checks, "lag", bool(warm) and worst < bound, f"worst p99 {worst}s (bound {bound}s)")
+    if warm:
+        rss = warm[-1]["rss_mib"] - warm[0]["rss_mib"]
+        fds = warm[-1]["fds"] - warm[0]["fds"]
+        check(checks, "memory", rss < args.rss_growth_mib, f"RSS {rss:+.1f} MiB after warm-up")
+        check(checks, "file descriptors", fds < 16, f"{fds:+d} after warm-up")
+    client.indices.refresh(index=f"{PREFIX}-logs")
+    newest = newest_per_host(client, f"{PREFIX}-logs")
+    at = cursors(client, f"{PREFIX}-state")
+    behind = [h for h, pos in newest.items() if at.get(h) != pos]
+    check(checks, "cursors", not behind, f"{len(behind)} of {len(newest)} hosts behind")
+    total = writer.written + history
+    read = final.get(("sidecar_events_read_total", ""), 0)
+    # Late documents make their host be re-read from the late bucket on (docs/reliability.md),
+    # so events are read at least once each, some twice.
+    check(
+        checks,
+        "events read",
+        read >= total,
+        f"{int(read):,} read of {total:,} written ({int(read) - total:+,} re-read after late ones)",
+    )
+    dupes, _stored = duplicate_anomalies(client, f"{PREFIX}-anomalies")
+    check(checks, "no duplicate anomaly", not any(dupes.values()), f"{dupes}")
+    client.indices.refresh(index=f"{PREFIX}-incidents")
+    body = {"size": 10_000, "_source": ["log_uuids"], "query": {"match_all": {}}}
+    incidents = client.search(index=f"{PREFIX}-incidents", body=body)["hits"]["hits"]
+    found, split = 0, 0
+    for injected in writer.incidents:
+        holding = [
+            i for i in incidents if set(i["_source"]["log_uuids"]) & set(injected["log_uuids"])
+        ]
+        found += bool(holding)
+        split += len(holding) > 1
+    check(
+        checks,
+        "incidents once",
+        split == 0,
+        f"{found} of {len(writer.incidents)} injected incidents reported, {split} in more than one",
+    )
+    return checks
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    workdir = Path(tempfile.mkdtemp(prefix="soak-"))
+    node = DevNode(heap=args.heap).start()
+    process = None
+    writer = None
+    try:
+        client = make_client(Settings(cluster_urls=[node.url], request_timeout_seconds=120))
+        settings = Settings(
+            cluster_urls=[node.url],
+            anomaly_index=f"{PREFIX}-anomalies",
+            state_index=f"{PREFIX}-state",
+            incident_index=f"{PREFIX}-incidents",
+            dead_letter_index=f"{PREFIX}-dead-letters",
+        )
+        install_templates(
+            client,
+            settings.anomaly_index,
+            settings.state_index,
+            settings.dead_letter_index,
+            incident_index=settings.incident_index,
+        )
+        trained = train_initial(client, args, workdir / "models")
+        print(f"OpenSearch at {node.url}; initial model {trained}", flush=True)
+        port = args.port
+        env = sidecar_env(
+            node.url,
+            PREFIX,
+            workdir / "models",
+            30,  # the live stream only: the history is for training
+            SIDECAR_WATCHED_INDICES=f"{PREFIX}-logs",
+            SIDECAR_INCIDENT_INDEX=settings.incident_index,
+            SIDECAR_MODELS="deeplog",
+            SIDECAR_MODEL_STORE="file",
+            SIDECAR_INTERVAL_SECONDS=str(args.interval),
+            SIDECAR_READ_LAG_SECONDS=str(args.read_lag),
+            SIDECAR_HTTP_HOST="127.0.0.1",
+            SIDECAR_HTTP_PORT=str(port),
+            SIDECAR_RETRAIN_INTERVAL_SECONDS=str(args.retrain_every),
+            SIDECAR_TRAIN_DAYS=f"{args.train_minutes / 1440:.6f}",
+            SIDECAR_TRAIN_EPOCHS="10",
+            SIDECAR_ONLINE_UPDATE="true",
+            SIDECAR_LOG_FORMAT="json",
+            SIDECAR_LOG_LEVEL="WARNING",
+        )
+        log_path = workdir / "sidecar.log"
+        writer = Writer(client, args)
+        writer.start()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sidecar", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_path.open("wb"),
+        )
+        started = time.time()
+        rows: list[dict] = []
+        marks: list[str] = []
+        before: dict = {}
+        next_mark = started + args.mark_every
+        while time.time() - started < args.minutes * 60:
+            time.sleep(60 - (time.time() - started) % 60)
+            if process.poll() is not None:
+                raise SystemExit(f"the sidecar exited with {process.returncode}; log {log_path}")
+            samples = metrics(port)
+            row = minute_row(samples, before, process.pid, started)
+            before = samples
+            rows.append(row)
+            print_row(row)
+            if time.time() >= next_mark:
+                uuids = {u for i in writer.incidents for u in i["log_uuids"]}
+                marked = mark_one_false_positive(client, uuids)
+                if marked:
+                    marks.append(marked)
+                next_mark += args.mark_every
+        writer.stop.set()
+        writer.join(timeout=30)
+        # The sidecar starts at the live stream (30 s lookback): the history is not read.
+        history = 0
+        # Caught up: every document written has been read (late ones included).
+        deadline = time.time() + 10 * args.interval + 120
+        final = metrics(port)
+        while final.get(("sidecar_events_read_total", ""), 0) < writer.written + history:
+            if time.time() > deadline:
+                break
+            time.sleep(args.interval)
+            final = metrics(port)
+        time.sleep(2 * args.interval)  # one more cycle saves the last cursors
+        final = metrics(port)
+        checks = verify(client, args, rows, writer, history, final)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+        return {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "settings": {k: v for k, v in vars(args).items() if k != "no_write"},
+            "initial_model": trained,
+            "written": writer.written,
+            "late_documents": writer.late,
+            "writer_errors": writer.errors[:10],
+            "incidents_injected": len(writer.incidents),
+            "false_positive_marks": len(marks),
+            "minutes": rows,
+            "checks": checks,
+            "passed": all(c["ok"] for c in checks),
+            "sidecar_exit": process.returncode,
+        }
+    finally:
+        if writer is not None:
+            writer.stop.set()
+        if process is not None and process.poll() is None:
+            process.kill()
+        node.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--rate", type=int, default=2_000, help="events per second written")
+    parser.add_argument("--hosts", type=int, default=300)
+    parser.add_argument("--interval", type=float, default=10.0, help="SIDECAR_INTERVAL_SECONDS")
+    parser.add_argument("--read-lag", type=float, default=2.0, help="SIDECAR_READ_LAG_SECONDS")
+    parser.add_argument("--incident-every", type=float, default=120.0)
+    parser.add_argument("--late-share", type=float, default=0.002)
+    parser.add_argument("--retrain-every", type=float, default=600.0)
+    parser.add_argument("--train-minutes", type=float, default=2.0, help="SIDECAR_TRAIN_DAYS")
+    parser.add_argument("--mark-every", type=float, default=300.0)
+    parser.add_argument("--history-minutes", type=float, default=2.0)
+    parser.add_argument("--pool-per-host", type=int, default=2_000)
+    parser.add_argument("--warmup-minutes", type=int, default=3)
+    parser.add_argument("--rss-growth-mib", type=float, default=150.0)
+    parser.add_argument("--port", type=int, default=18_181)
+    parser.add_argument("--heap", default="1g")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    # A stopped benchmark still stops its node and its sidecar (the finally in run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    results = run(args)
+    if not args.no_write:
+        RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"{'PASSED' if results['passed'] else 'FAILED'}", flush=True)
+    return 0 if results["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
