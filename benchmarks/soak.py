@@ -56,7 +56,7 @@ from load import cursors, duplicate_anomalies, newest_per_host
 from devtools.demo.generator import documents_with_incidents, fleet, normal_documents
 from devtools.node import DevNode
 from sidecar.app.settings import Settings
-from sidecar.cluster.bootstrap import install_templates
+from sidecar.app.wiring import install_sidecar_templates
 from sidecar.cluster.client import make_client
 from sidecar.encoding.events import FieldNames, parse_event
 from sidecar.lifecycle.training import group_by_host, train_model
@@ -321,13 +321,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             incident_index=f"{PREFIX}-incidents",
             dead_letter_index=f"{PREFIX}-dead-letters",
         )
-        install_templates(
-            client,
-            settings.anomaly_index,
-            settings.state_index,
-            settings.dead_letter_index,
-            incident_index=settings.incident_index,
-        )
+        install_sidecar_templates(settings, client)
         trained = train_initial(client, args, workdir / "models")
         print(f"OpenSearch at {node.url}; initial model {trained}", flush=True)
         port = args.port

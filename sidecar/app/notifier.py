@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import orjson
 import structlog
 
+from sidecar.app.settings import url_without_userinfo
 from sidecar.pipeline.notices import min_grade_of, notice_body, notice_headers
 from sidecar.ports import NoticeStore
 
@@ -198,8 +199,4 @@ class Notifier:
 
 def _without_query(url: str) -> str:
     """The receiver as recorded: no query string or user info (tokens live there)."""
-    base = url.split("?", 1)[0]
-    scheme, sep, rest = base.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        rest = rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
+    return url_without_userinfo(url.split("?", 1)[0])

@@ -25,7 +25,14 @@ from sidecar.encoding.events import FieldNames
 from sidecar.encoding.hostgroups import check_pattern
 from sidecar.pipeline.sharding import Shard, ordinal_from_hostname
 
-__all__ = ["Settings", "FieldNames", "KNOWN_MODELS", "describe_validation_error", "ENV_PREFIX"]
+__all__ = [
+    "Settings",
+    "FieldNames",
+    "KNOWN_MODELS",
+    "describe_validation_error",
+    "ENV_PREFIX",
+    "url_without_userinfo",
+]
 
 ENV_PREFIX = "SIDECAR_"
 KNOWN_MODELS = ("deeplog", "loganomaly", "parameters", "pca", "autoencoder", "volume")
@@ -339,8 +346,8 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, object]:
         """Settings safe to log: secrets are replaced, never echoed."""
         shown = self.model_dump(mode="json")
-        shown["cluster_urls"] = [_without_userinfo(u) for u in self.cluster_urls]
-        shown["notify_url"] = _without_userinfo(self.notify_url)
+        shown["cluster_urls"] = [url_without_userinfo(u) for u in self.cluster_urls]
+        shown["notify_url"] = url_without_userinfo(self.notify_url)
         for secret in ("password", "api_key", "notify_authorization"):
             if shown.get(secret) is not None:
                 shown[secret] = "***"
@@ -350,7 +357,7 @@ class Settings(BaseSettings):
 _SECRET_FIELDS = {"password", "api_key", "cluster_urls", "notify_authorization", "notify_url"}
 
 
-def _without_userinfo(url: str) -> str:
+def url_without_userinfo(url: str) -> str:
     """Credentials embedded in a URL (https://user:pass@host) are secrets too."""
     scheme, sep, rest = url.partition("://")
     if sep and "@" in rest.split("/", 1)[0]:
