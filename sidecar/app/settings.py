@@ -35,7 +35,16 @@ __all__ = [
 ]
 
 ENV_PREFIX = "SIDECAR_"
-KNOWN_MODELS = ("deeplog", "loganomaly", "parameters", "pca", "autoencoder", "volume")
+KNOWN_MODELS = (
+    "deeplog",
+    "loganomaly",
+    "parameters",
+    "pca",
+    "autoencoder",
+    "volume",
+    "periodic",
+    "sessions",
+)
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -133,7 +142,7 @@ class Settings(BaseSettings):
     # --- detection ----------------------------------------------------------------------
     # DeepLog for orders, LogAnomaly for counts too (a burst of familiar events, such as thirty
     # failed logons, breaks its count invariant while every single transition looks normal).
-    models: CommaList = Field(default_factory=lambda: ["deeplog", "loganomaly", "volume"])
+    models: CommaList = Field(default_factory=lambda: ["deeplog", "volume", "periodic", "sessions"])
     window_size: int = Field(default=10, ge=1, le=1_000)
     # How an event becomes a verdict. calibrated: its p-value against held-out normal data
     # (computed when the model was trained) is below what ALERT_BUDGET allows; top_g: the

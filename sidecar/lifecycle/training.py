@@ -65,8 +65,16 @@ def train_model(
     workflows = learn_workflows(streams, HostGrouping(host_group_pattern))
     calibration = trained.extra.get("calibration")
     if budget is not None and isinstance(calibration, dict):
-        # The rate the budget's threshold achieves on the held-out slice, kept with the model.
-        at_budget = budget_report(Calibration.from_json(calibration), *budget)
+        # The rate the budget's threshold achieves on the held-out slice, kept with the model;
+        # a model with several calibrated verdicts splits its share between them.
+        verdicts = trained.extra.get("calibrated_verdicts", 1)
+        alert_budget, models_sharing = budget
+        at_budget = budget_report(
+            Calibration.from_json(calibration),
+            alert_budget,
+            models_sharing,
+            verdicts=verdicts if isinstance(verdicts, int) else 1,
+        )
         trained.extra["calibration"] = {**calibration, "at_budget": at_budget}
     trained.summary.events = events
     artifact = save_artifact(

@@ -34,6 +34,7 @@ __all__ = [
     "events_per_host_day",
     "fit_calibration",
     "grade",
+    "least_surprise",
     "threshold_for_budget",
     "budget_report",
 ]
@@ -173,6 +174,16 @@ def threshold_for_budget(
     return budget_per_host_day / (rate * max(1, models_sharing))
 
 
+def least_surprise(threshold: float) -> float:
+    """The smallest surprise (nats) a verdict whose surprise is itself -log of a chance
+    probability (a Poisson tail, a run of coincidences) may flag at: the model's own odds must
+    be at least as long as the threshold's. Real data is burstier than those models, so the
+    calibrated p-value is the rule; this floor only keeps a thin held-out sample (a short
+    training range, a slice where the verdict almost never fires) from extrapolating ordinary
+    fluctuations into alarms."""
+    return -math.log(max(threshold, 1e-300))
+
+
 def grade(p_values: np.ndarray, threshold: float) -> np.ndarray:
     """A 0–100 grade: 50 at the flagging threshold, 100 at its square or for the impossible,
     falling towards 0 as the event becomes ordinary; the same scale for every model."""
@@ -193,13 +204,18 @@ def events_per_host_day(spans: Sequence[tuple[int, int, int]]) -> float:
 
 
 def budget_report(
-    calibration: Calibration, budget_per_host_day: float, models_sharing: int = 1
+    calibration: Calibration,
+    budget_per_host_day: float,
+    models_sharing: int = 1,
+    *,
+    verdicts: int = 1,
 ) -> dict[str, object]:
     """What the budget's threshold flags on the held-out slice it was calibrated on, for the
     manifest: the share flagged there (conformal p-values put it at or below the threshold by
     construction) and the false flags per host-day that share means at the training range's
-    rate. Live data is measured against the same budget by the quietness metrics."""
-    threshold = threshold_for_budget(calibration, budget_per_host_day, models_sharing)
+    rate. Live data is measured against the same budget by the quietness metrics. `verdicts`:
+    how many calibrated verdicts split the model's share (this calibration is one of them)."""
+    threshold = threshold_for_budget(calibration, budget_per_host_day, models_sharing * verdicts)
     n = calibration.n
     # The held-out event of rank r (0 = most surprising) has p-value (r + 1) / (n + 1).
     flagged = min(n, max(0, math.floor(threshold * (n + 1) + 1e-9))) if n else 0
@@ -207,6 +223,7 @@ def budget_report(
     return {
         "alert_budget": budget_per_host_day,
         "models_sharing": models_sharing,
+        **({"verdicts_sharing": verdicts} if verdicts > 1 else {}),
         "threshold": float(f"{threshold:.6g}"),
         "held_out_events": n,
         "held_out_flagged": flagged,

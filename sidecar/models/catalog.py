@@ -33,6 +33,8 @@ KIND_PATHS: dict[str, str] = {
     "autoencoder": "sidecar.models.countvector.kind:AUTOENCODER",
     "parameters": "sidecar.models.parameter.kind:PARAMETERS",
     "volume": "sidecar.models.volume.kind:VOLUME",
+    "periodic": "sidecar.models.periodic.kind:PERIODIC",
+    "sessions": "sidecar.models.sessions.kind:SESSIONS",
 }
 
 

@@ -35,7 +35,7 @@ def test_defaults_follow_the_seed_document_shape() -> None:
     )
     assert (s.window_size, s.top_g) == (10, 9)
     assert s.verify_certs is True
-    assert s.models == ["deeplog", "loganomaly", "volume"]
+    assert s.models == ["deeplog", "volume", "periodic", "sessions"]
 
 
 def test_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:

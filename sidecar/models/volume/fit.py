@@ -1,5 +1,6 @@
-"""Fitting the volume model: the groups' daily rhythm, then the calibration of silences on the
-held-out slice of the training range.
+"""Fitting the volume model: the groups' daily rhythm, then the calibration of silences and of
+bursts on the held-out slice of the training range, each apart (a burst's surprise runs to
+hundreds of nats, a silence's to tens: one scale would let bursts crowd silences out).
 
 The rhythm is 24 averages per host group, fitted on the whole range: a table of hourly means
 over a group's host-days cannot learn one particular silence by heart, and leaving the
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sidecar.encoding.hostgroups import HostGrouping
+from sidecar.encoding.vocabulary import key_label
 from sidecar.models.calibration import (
     Calibration,
     events_per_host_day,
@@ -23,6 +25,7 @@ from sidecar.models.calibration import (
     holdout_mask,
 )
 from sidecar.models.fitting import TrainingSummary
+from sidecar.models.volume.bursts import KeyShares, key_bursts
 from sidecar.models.volume.model import VolumeConfig, VolumeNet
 from sidecar.models.volume.rhythm import Rhythm, expected_events, fit_rhythm
 from sidecar.types import LogEvent
@@ -35,6 +38,8 @@ class FittedVolume:
     net: VolumeNet
     groups: list[str]
     calibration: Calibration
+    burst_calibration: Calibration
+    shares: KeyShares
     summary: TrainingSummary
 
 
@@ -45,24 +50,41 @@ def silence_surprise(rate: np.ndarray, times: np.ndarray) -> np.ndarray:
     return expected_events(rate, times[:-1], times[1:])
 
 
-def _times(stream: list[LogEvent]) -> np.ndarray:
-    return np.sort(np.fromiter((e.timestamp_ms for e in stream), np.int64, len(stream)))
+def _ordered(stream: list[LogEvent]) -> tuple[np.ndarray, list[str]]:
+    events = sorted(stream, key=lambda e: (e.timestamp_ms, e.log_uuid))
+    times = np.fromiter((e.timestamp_ms for e in events), np.int64, len(events))
+    return times, [key_label(e.event_id, e.severity) for e in events]
 
 
 def fit_volume(streams: Mapping[str, list[LogEvent]], config: VolumeConfig) -> FittedVolume:
     started = time.perf_counter()
     grouping = HostGrouping(config.host_group_pattern)
-    times = {host: _times(stream) for host, stream in streams.items() if stream}
+    ordered = {host: _ordered(stream) for host, stream in streams.items() if stream}
+    times = {host: t for host, (t, _) in ordered.items()}
     group_of = {host: grouping.group_of(host) for host in times}
     rhythm: Rhythm = fit_rhythm(times.items(), group_of)
-    held_out = []
-    for host, t in times.items():
-        mask = holdout_mask(host, len(t))[1:]  # an event ends the silence before it
+    counts: dict[str, dict[str, int]] = {}
+    for host, (_, keys) in ordered.items():
+        group = counts.setdefault(group_of[host], {})
+        for key in keys:
+            group[key] = group.get(key, 0) + 1
+    shares = KeyShares.count(counts)
+    held_out, held_out_bursts = [], []
+    for host, (t, keys) in ordered.items():
+        mask = holdout_mask(host, len(t))
+        group = group_of[host]
+        if mask[1:].any():  # an event ends the silence before it
+            held_out.append(silence_surprise(rhythm.rate_of(group), t)[mask[1:]])
         if mask.any():
-            held_out.append(silence_surprise(rhythm.rate_of(group_of[host]), t)[mask])
+            bursts, _ = key_bursts(
+                t.tolist(), keys, 0, config.burst_events, rhythm.rate_of(group), shares.of(group)
+            )
+            held_out_bursts.append(bursts[mask])
     rate = events_per_host_day([(int(t[0]), int(t[-1]), len(t)) for t in times.values()])
     surprise = np.concatenate(held_out) if held_out else np.empty(0)
     calibration = fit_calibration(surprise, rate)
+    bursts = np.concatenate(held_out_bursts) if held_out_bursts else np.empty(0)
+    burst_calibration = fit_calibration(bursts, rate)
     net, names = VolumeNet.of(rhythm)
     events = sum(len(t) for t in times.values())
     seconds = time.perf_counter() - started
@@ -76,4 +98,4 @@ def fit_volume(streams: Mapping[str, list[LogEvent]], config: VolumeConfig) -> F
         stopped="closed_form",
         seconds=seconds,
     )
-    return FittedVolume(net, names, calibration, summary)
+    return FittedVolume(net, names, calibration, burst_calibration, shares, summary)

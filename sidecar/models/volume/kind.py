@@ -1,7 +1,7 @@
 """The volume model as a catalog entry: training, rebuilding and detector wiring.
 
-The group names and the calibration are JSON in the manifest ("volume", "calibration"); the
-hourly rates are the network's one buffer.
+The group names, the groups' key counts, the silences' calibration and the bursts' are JSON in
+the manifest ("volume", "calibration"); the hourly rates are the network's one buffer.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from sidecar.errors import ModelError
 from sidecar.models.base import DetectorOptions, EpochHook, ModelKind, TrainedNet
 from sidecar.models.calibration import Calibration, threshold_for_budget
 from sidecar.models.fitting import EpochProgress
-from sidecar.models.volume.detector import VolumeDetector
+from sidecar.models.volume.bursts import KeyShares
+from sidecar.models.volume.detector import Verdict, VolumeDetector
 from sidecar.models.volume.fit import fit_volume
 from sidecar.models.volume.model import VolumeConfig, VolumeNet
 from sidecar.types import LogEvent
@@ -35,8 +36,14 @@ def _fit(
         # Closed form: one "epoch", nothing to stop early.
         on_epoch(EpochProgress(1, 1, 0.0, None, fitted.summary.seconds, 0, 1))
     extra = {
-        NAME: {"groups": fitted.groups},
+        NAME: {
+            "groups": fitted.groups,
+            "burst_calibration": fitted.burst_calibration.to_json(),
+            "key_counts": fitted.shares.to_json(),
+        },
         "calibration": fitted.calibration.to_json(),
+        # Silences and bursts split the model's share of the budget (see _detector).
+        "calibrated_verdicts": 2,
     }
     return TrainedNet(fitted.net, fitted.summary, extra)
 
@@ -59,17 +66,28 @@ def _detector(artifact, options: DetectorOptions) -> VolumeDetector:
     config = artifact.config
     assert isinstance(config, VolumeConfig)
     calibration = Calibration.from_json(artifact.manifest["calibration"])
-    # Silences have no top-g rule to fall back to: the budget sets their threshold under
-    # either verdict rule.
-    threshold = threshold_for_budget(calibration, options.alert_budget, options.models_sharing)
+    section = artifact.manifest.get(NAME)
+    section = section if isinstance(section, dict) else {}
+    saved, counts = section.get("burst_calibration"), section.get("key_counts")
+    # A model trained before bursts were judged has neither: silences only.
+    judged = isinstance(saved, dict) and isinstance(counts, dict)
+    bursts = Calibration.from_json(saved) if judged else None  # type: ignore[arg-type]
+    shares = KeyShares.from_json(counts) if judged else KeyShares.count({})  # type: ignore[arg-type]
+    # Silences and bursts have no top-g rule to fall back to: the budget sets their thresholds
+    # under either verdict rule, the model's share split between its two verdicts.
+    sharing = options.models_sharing * (2 if bursts is not None else 1)
     return VolumeDetector(
         artifact.name,
         artifact.version,
         artifact.net.rhythm(_groups(artifact.manifest)),
         HostGrouping(config.host_group_pattern),
-        calibration,
-        threshold,
+        Verdict(calibration, threshold_for_budget(calibration, options.alert_budget, sharing)),
+        None
+        if bursts is None
+        else Verdict(bursts, threshold_for_budget(bursts, options.alert_budget, sharing)),
+        shares,
         config.window_size,
+        config.burst_events,
     )
 
 

@@ -1,11 +1,14 @@
 """The volume model: what only counts and timing reveal about a host, judged against its host
 group's daily rhythm (sidecar/models/volume/rhythm.py) and calibrated like every other model.
 
-Its one verdict today is a **silence**: an event that ends a span in which the host's group
-normally logs many events. The surprise of the silence is the number of events the group's
-rhythm expects in it (the Poisson surprise of seeing none, in nats); the held-out slice of the
-training range gives its p-value, and the false-alarm budget the threshold. A workstation that
-stops logging for four hours of a working day is flagged when it logs again; the same four
+Its verdicts are a **silence**: an event that ends a span in which the host's group normally
+logs many events, and a **burst**: an event that ends a run of `burst_events` events crowded
+into a span in which the group logs a handful (a storm of one familiar event, which no order
+model notices). The surprise of a silence is the number of events the group's rhythm expects
+in it (the Poisson surprise of seeing none, in nats); that of a burst the Poisson surprise of
+so many arrivals (rhythm.crowding). The held-out slice of the training range gives each its
+p-values, each calibrated apart, and the false-alarm budget their thresholds. A workstation
+that stops logging for four hours of a working day is flagged when it logs again; the same four
 hours at night, when its group is quiet too, are not.
 
 The network is a table: one row of 24 hourly rates per group (row 0 the fleet's, for hosts of
@@ -34,6 +37,9 @@ class VolumeConfig(JsonConfig):
     # How hosts are grouped (sidecar/encoding/hostgroups.py); None: the name without its
     # trailing ordinal.
     host_group_pattern: str | None = None
+    # A burst is judged on this many of the host's events ending at the event (the tail every
+    # cycle carries): all of them in a span where the group's rhythm expects a handful.
+    burst_events: int = 64
 
 
 class VolumeNet(nn.Module):

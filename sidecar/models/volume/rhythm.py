@@ -20,7 +20,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["HOUR_MS", "DAY_MS", "SLOTS", "Rhythm", "fit_rhythm", "expected_events", "exposure"]
+__all__ = [
+    "HOUR_MS",
+    "DAY_MS",
+    "SLOTS",
+    "Rhythm",
+    "fit_rhythm",
+    "expected_events",
+    "exposure",
+    "crowding",
+]
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -99,3 +108,12 @@ def fit_rhythm(hosts: Iterable[tuple[str, np.ndarray]], group_of: Mapping[str, s
         {g: _rates(events[g], hours[g]) for g in sorted(events)},
         _rates(fleet_events, fleet_hours),
     )
+
+
+def crowding(expected: np.ndarray, arrived: int | np.ndarray) -> np.ndarray:
+    """The Poisson surprise (nats, the Chernoff bound of the upper tail) of `arrived` events
+    where `expected` were due: k·log(k/μ) - k + μ when k > μ, else 0. A floor on μ keeps a
+    slot the group never logs in from making any arrival infinitely surprising."""
+    mu = np.maximum(np.asarray(expected, dtype=np.float64), 1e-9)
+    k = np.broadcast_to(np.asarray(arrived, dtype=np.float64), mu.shape)
+    return np.where(k > mu, k * np.log(np.maximum(k, 1e-300) / mu) - k + mu, 0.0)
