@@ -102,8 +102,10 @@ def _demo(node: DevNode, workdir: Path, hosts: int, cycles: int, keep_node: bool
         train_epochs=30,
         log_level="WARNING",
         # The demo's two models; every other detection setting is the product's default. The
-        # default set's third, `volume`, judges silences against a day's rhythm, which the
-        # demo's clock (hours of logs written in minutes) does not have.
+        # default set's `volume` and `periodic` judge rates and periods against real time,
+        # which the demo's clock does not keep (history at a pace of ~1 s between a host's
+        # events, live batches at ~10 ms: every live key would be a burst), and its generator
+        # draws a fresh hex id per event, which leaves `sessions` nothing to link.
         models=list(MODELS),
     )
     client = make_client(settings)

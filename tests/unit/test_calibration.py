@@ -12,6 +12,7 @@ from sidecar.models.calibration import (
     events_per_host_day,
     fit_calibration,
     grade,
+    holdout_folds,
     holdout_mask,
     threshold_for_budget,
 )
@@ -74,6 +75,16 @@ def test_held_out_slice_is_whole_chunks_chosen_the_same_in_every_process() -> No
     # Pinned: a change to the hash (or a per-process hash) changes which chunks are held out.
     assert np.flatnonzero(chunks[:, 0]).tolist() == [3]
     assert holdout_mask("host-007", 10 * HOLDOUT_CHUNK).tolist() == mask.tolist()
+
+
+def test_folds_are_whole_chunks_and_fold_zero_is_the_held_out_slice() -> None:
+    folds = holdout_folds("host-007", 10 * HOLDOUT_CHUNK)
+    per_chunk = folds.reshape(10, HOLDOUT_CHUNK)
+    assert all(len(set(row.tolist())) == 1 for row in per_chunk)
+    # Pinned, like the held-out slice: chunk 3 is fold 0.
+    assert per_chunk[:, 0].tolist() == [1, 1, 3, 0, 4, 4, 1, 2, 1, 2]
+    assert (folds == 0).tolist() == holdout_mask("host-007", 10 * HOLDOUT_CHUNK).tolist()
+    assert holdout_folds("h", 0).tolist() == []
 
 
 def test_rare_but_regular_keys_are_not_surprising_and_misplaced_common_ones_are() -> None:

@@ -1,9 +1,10 @@
-"""Fitting the periodic model: known periods from the fitting part of the training range, then
-the calibration of chain surprise on the held-out slice (sidecar/models/calibration.py's
-`holdout_mask`), with known periods already forgiven, as the detector will score.
+"""Fitting the periodic model: known periods from the whole training range, and the calibration
+of chain surprise cross-fitted over the held-out folds (sidecar/models/calibration.py's
+`holdout_folds`): each fold's chains are judged with the periods the other four folds taught,
+as the detector will judge new data, so every training event calibrates as unseen.
 
-Learning the known periods from the held-out slice too would forgive every clock in it and
-calibrate the threshold on a tail with the fleet's real periodic noise removed.
+Judging a fold with periods learned from itself would forgive every clock in it and calibrate
+the threshold on a tail with the fleet's real periodic noise removed.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import numpy as np
 from sidecar.encoding.hostgroups import HostGrouping
 from sidecar.encoding.vocabulary import key_label
 from sidecar.models.calibration import (
+    HOLDOUT_SHARE,
     Calibration,
     events_per_host_day,
     fit_calibration,
-    holdout_mask,
+    holdout_folds,
 )
 from sidecar.models.fitting import TrainingSummary
 from sidecar.models.periodic.chains import Chain, ChainRule, chain_surprise
@@ -56,6 +58,15 @@ def scored_chains(
     return surprise, chains
 
 
+def _union(parts: list[dict[str, dict[str, set[int]]]]) -> dict[str, dict[str, set[int]]]:
+    merged: dict[str, dict[str, set[int]]] = {}
+    for part in parts:
+        for group, keys in part.items():
+            for key, steps in keys.items():
+                merged.setdefault(group, {}).setdefault(key, set()).update(steps)
+    return merged
+
+
 def fit_periodic(
     streams: Mapping[str, list[LogEvent]], config: PeriodicConfig, rule: ChainRule | None = None
 ) -> FittedPeriodic:
@@ -67,25 +78,36 @@ def fit_periodic(
         for host, stream in streams.items()
         if stream
     }
-    seen: dict[str, dict[str, set[int]]] = {}
-    for host, events in hosts.items():
-        surprise, chains = scored_chains(events, 0, config.window_size, rule, KnownPeriods(), "")
-        fitting = ~holdout_mask(host, len(events))
-        for i in np.flatnonzero(fitting & (surprise > config.known_surprise)):
+    # Every chain once, then the known periods per fold: what each fold's clocks teach.
+    scored = {
+        host: scored_chains(events, 0, config.window_size, rule, KnownPeriods(), "")
+        for host, events in hosts.items()
+    }
+    folds = {host: holdout_folds(host, len(events)) for host, events in hosts.items()}
+    seen: list[dict[str, dict[str, set[int]]]] = [{} for _ in range(HOLDOUT_SHARE)]
+    keys = {
+        host: [key_label(e.event_id, e.severity) for e in events] for host, events in hosts.items()
+    }
+    for host, (surprise, chains) in scored.items():
+        group = grouping.group_of(host)
+        for i in np.flatnonzero(surprise > config.known_surprise):
             chain = chains[i]
             assert chain is not None
-            key = key_label(events[i].event_id, events[i].severity)
-            group = seen.setdefault(grouping.group_of(host), {})
-            group.setdefault(key, set()).add(period_step(chain.period_ms))
-    known = KnownPeriods.of(seen)
+            steps = seen[folds[host][i]].setdefault(group, {}).setdefault(keys[host][i], set())
+            steps.add(period_step(chain.period_ms))
+    known = KnownPeriods.of(_union(seen))
+    # Cross-fitted: each fold's chains judged with the periods the other four taught.
+    apart = [KnownPeriods.of(_union(seen[:k] + seen[k + 1 :])) for k in range(HOLDOUT_SHARE)]
     held_out = []
-    for host, events in hosts.items():
-        mask = holdout_mask(host, len(events))
-        if mask.any():
-            surprise, _ = scored_chains(
-                events, 0, config.window_size, rule, known, grouping.group_of(host)
-            )
-            held_out.append(surprise[mask])
+    for host, (surprise, chains) in scored.items():
+        group = grouping.group_of(host)
+        judged = surprise.copy()
+        for i in np.flatnonzero(surprise > 0):
+            chain = chains[i]
+            assert chain is not None
+            if apart[folds[host][i]].knows(group, keys[host][i], chain.period_ms):
+                judged[i] = 0.0
+        held_out.append(judged)
     rate = events_per_host_day(
         [(e[0].timestamp_ms, e[-1].timestamp_ms, len(e)) for e in hosts.values()]
     )

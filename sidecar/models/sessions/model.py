@@ -84,6 +84,17 @@ class LinkCounts:
                 pairs[pair] = pairs.get(pair, 0) + 1
         return cls(pairs, keys)
 
+    @classmethod
+    def merged(cls, parts: Iterable[LinkCounts]) -> LinkCounts:
+        pairs: dict[tuple[str, str], int] = {}
+        keys: dict[str, int] = {}
+        for part in parts:
+            for pair, n in part.pairs.items():
+                pairs[pair] = pairs.get(pair, 0) + n
+            for key, n in part.keys.items():
+                keys[key] = keys.get(key, 0) + n
+        return cls(pairs, keys)
+
     def to_json(self) -> dict[str, object]:
         return {
             "keys": dict(sorted(self.keys.items())),
