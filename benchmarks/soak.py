@@ -154,11 +154,33 @@ def metrics(port: int) -> dict[tuple[str, str], float]:
     return samples
 
 
+def _rss_mib(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # gone between listing and reading
+        return 0.0
+    found = re.search(r"^VmRSS:\s+(\d+)", status, re.M)
+    return round(int(found.group(1)) / 1024, 1) if found else 0.0
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
 def proc(pid: int) -> dict[str, float]:
+    """The service's own RSS, fds and threads, and the RSS of its children (a scheduled
+    retraining runs in one, sidecar/app/child.py) at the moment of sampling."""
     status = Path(f"/proc/{pid}/status").read_text()
     value = lambda k: int(re.search(rf"^{k}:\s+(\d+)", status, re.M).group(1))  # noqa: E731
     return {
-        "rss_mib": round(value("VmRSS") / 1024, 1),
+        "rss_mib": _rss_mib(pid),
+        "child_rss_mib": round(sum(_rss_mib(c) for c in _children(pid)), 1),
         "fds": len(os.listdir(f"/proc/{pid}/fd")),
         "threads": value("Threads"),
     }
@@ -219,7 +241,8 @@ def minute_row(samples, before, pid: int, started: float) -> dict[str, object]:
 def print_row(row: dict[str, object]) -> None:
     print(
         f"min {row['minute']:>3}  lag p50 {row['lag_p50']:>6}s p99 {row['lag_p99']:>6}s "
-        f"max {row['lag_max']:>6}s  RSS {row['rss_mib']:>7} MiB  fds {row['fds']:>4}  "
+        f"max {row['lag_max']:>6}s  RSS {row['rss_mib']:>7} MiB "
+        f"(child {row['child_rss_mib']:>6} MiB)  fds {row['fds']:>4}  "
         f"threads {row['threads']:>3}  cycles {row['cycles']:>3} x {row['cycle_s']} s  "
         f"read {row['events_read']:>10,}  anomalies {row['anomalies']:>7,}  "
         f"retrains {row['retrains']}  errors {row['errors'] or '-'}",

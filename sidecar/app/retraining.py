@@ -80,18 +80,36 @@ def retrain_all(
     return outcomes
 
 
-def retrain_every(settings: Settings, client, stop: threading.Event, metrics) -> None:
+def _retrain_in_child(settings: Settings, gauges) -> list[dict]:
+    """The child's side of a scheduled retraining (sidecar/app/child.py): its own logging,
+    client and store, the parent's settings."""
+    from sidecar.app.logging import configure_logging
     from sidecar.app.progress import TrainingProgress
+    from sidecar.cluster.client import make_client
 
+    configure_logging(settings.log_level, settings.log_format)
+    client = make_client(settings)
     store = model_store(settings, client)
+    return retrain_all(settings, client, store, progress=TrainingProgress(gauges=gauges))
+
+
+def retrain_every(settings: Settings, client, stop: threading.Event, metrics) -> None:
+    """Every RETRAIN_INTERVAL_SECONDS, retrain in a child process (sidecar/app/child.py) so the
+    cycles keep the interpreter, the CPU and the memory; the promoted versions reach the
+    cycles through the model store, as they reach the other replicas."""
+    from sidecar.app.child import ChildFailed, run_in_child
+
+    del client  # the child connects on its own: a client does not cross a process boundary
     while not stop.wait(settings.retrain_interval_seconds):
         try:
-            outcomes = retrain_all(
-                settings, client, store, progress=TrainingProgress(gauges=metrics)
-            )
-        except Exception as exc:  # noqa: BLE001 - a failed retraining keeps the current model
-            log.error("retrain_failed", kind=type(exc).__name__, error=str(exc))
+            outcomes = run_in_child(_retrain_in_child, (settings,), metrics, stop)
+        except ChildFailed as exc:  # a failed retraining keeps the current model
+            if stop.is_set():
+                return
+            log.error("retrain_failed", kind=exc.kind, error=str(exc))
             metrics.record_retrain("failed")
             continue
+        finally:
+            metrics.training_phase("idle")
         for outcome in outcomes:
             metrics.record_retrain("promoted" if outcome["promoted"] else "rejected")
