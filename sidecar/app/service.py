@@ -159,6 +159,24 @@ def start_notifier(settings: Settings, client, shard, stop: threading.Event, met
     return thread
 
 
+def _update_in_child(settings: Settings, name: str, version: str, marked, _gauges) -> str:
+    """The child's side of an online update (sidecar/app/child.py): the marked version loaded
+    from the store, updated, saved and activated there; returns the new version."""
+    from sidecar.app.logging import configure_logging
+    from sidecar.app.wiring import detector_options, model_store
+    from sidecar.cluster.client import make_client
+    from sidecar.lifecycle.active import apply_false_positives
+    from sidecar.models.artifacts import load_artifact
+
+    configure_logging(settings.log_level, settings.log_format)
+    store = model_store(settings, make_client(settings))
+    artifact = load_artifact(store, name, version)
+    updated = apply_false_positives(store, artifact, marked, detector_options(settings))
+    if updated is None:  # the parent checked the kind; a version without an update is a bug
+        raise ModelError(f"{name} {version}: no online update")
+    return updated.version
+
+
 def maintain_models(settings: Settings, client, models) -> bool:
     """Before a cycle: learn analysts' new false-positive marks (one replica does it), then
     load any version that became active since the last cycle. Returns whether a model changed.
@@ -166,12 +184,13 @@ def maintain_models(settings: Settings, client, models) -> bool:
     A failure to learn feedback is logged and the cycle goes on with the current models;
     the marks stay pending and are tried again next cycle."""
 
+    from sidecar.app.child import ChildFailed, run_in_child
     from sidecar.cluster.feedback import (
         mark_applied,
         pending_false_positives,
         spread_incident_verdicts,
     )
-    from sidecar.lifecycle.active import apply_false_positives
+    from sidecar.models.catalog import kind_of
 
     if settings.online_update and settings.shard().index == 0:
         try:
@@ -190,12 +209,7 @@ def maintain_models(settings: Settings, client, models) -> bool:
             marked = pending_false_positives(client, settings.anomaly_index, name)
             if not marked or artifact is None:
                 continue
-            try:
-                updated = apply_false_positives(models.store, artifact, marked, models.options)
-            except (ModelError, ValueError, RuntimeError) as exc:
-                log.error("online_update_failed", model=name, marked=len(marked), error=str(exc))
-                continue
-            if updated is None:
+            if kind_of(name).update is None:
                 log.info(
                     "online_update_unsupported",
                     model=name,
@@ -203,7 +217,16 @@ def maintain_models(settings: Settings, client, models) -> bool:
                     hint="learned at the next retraining",
                 )
                 continue
-            mark_applied(
-                client, settings.anomaly_index, [m.document_id for m in marked], updated.version
-            )
+            try:
+                # In a child, like retraining: the fine-tuning's memory goes with it.
+                version = run_in_child(
+                    _update_in_child,
+                    (settings, name, artifact.version, marked),
+                    None,
+                    threading.Event(),
+                )
+            except ChildFailed as exc:
+                log.error("online_update_failed", model=name, marked=len(marked), error=str(exc))
+                continue
+            mark_applied(client, settings.anomaly_index, [m.document_id for m in marked], version)
     return bool(models.refresh())

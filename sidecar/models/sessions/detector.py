@@ -71,6 +71,8 @@ class SessionsDetector(BatchDetector):
             )
             scored += len(seq.events)
             p_values = self.calibration.p_values(surprise)
+            # No least_surprise floor here: a link's surprise is one key's improbability after
+            # another, not the odds of a whole run, so the calibrated p-value alone decides.
             for i in np.flatnonzero((p_values <= self.threshold) & (surprise > 0)):
                 key, found = observed[i]
                 detections.append(
