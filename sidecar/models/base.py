@@ -14,14 +14,22 @@ import torch
 from torch import nn
 
 from sidecar.encoding.vocabulary import Vocabulary
-from sidecar.models.fitting import EpochHook, TrainingSummary
+from sidecar.errors import ModelError
+from sidecar.models.fitting import EpochHook, EpochProgress, TrainingSummary
 from sidecar.ports import Detector
 from sidecar.types import LogEvent
 
 __all__ = [
     "JsonConfig",
     "TrainingChoices",
-    "ModelKind", "TrainedNet", "UpdatedModel", "DetectorOptions", "EpochHook"]
+    "ModelKind",
+    "TrainedNet",
+    "UpdatedModel",
+    "DetectorOptions",
+    "EpochHook",
+    "closed_form",
+    "manifest_entry",
+]
 
 
 class JsonConfig:
@@ -113,3 +121,26 @@ class UpdatedModel:
     # Manifest entries that changed (e.g. LogAnomaly's key templates after new keys).
     manifest_changes: dict[str, object] = field(default_factory=dict)
     tensors: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+
+def closed_form(
+    net: nn.Module,
+    summary: TrainingSummary,
+    on_epoch: EpochHook | None,
+    extra: dict[str, object],
+) -> TrainedNet:
+    """A fit without a training loop as the catalog expects it: one "epoch" reported, nothing
+    to stop early."""
+    if on_epoch is not None:
+        on_epoch(EpochProgress(1, 1, 0.0, None, summary.seconds, 0, 1))
+    return TrainedNet(net, summary, extra)
+
+
+def manifest_entry(manifest: Mapping[str, object], section: str, key: str, what: str, kind: type):
+    """`manifest[section][key]`, which must be a `kind`; a ModelError naming `what` otherwise
+    (a model saved by a version that did not write it must be retrained)."""
+    entries = manifest.get(section)
+    value = entries.get(key) if isinstance(entries, dict) else None
+    if not isinstance(value, kind):
+        raise ModelError(f"model {manifest.get('version')}: the manifest has no {what}; retrain it")
+    return value

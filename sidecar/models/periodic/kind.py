@@ -10,10 +10,15 @@ from collections.abc import Mapping
 
 from sidecar.encoding.hostgroups import HostGrouping
 from sidecar.encoding.vocabulary import Vocabulary
-from sidecar.errors import ModelError
-from sidecar.models.base import DetectorOptions, EpochHook, ModelKind, TrainedNet
+from sidecar.models.base import (
+    DetectorOptions,
+    EpochHook,
+    ModelKind,
+    TrainedNet,
+    closed_form,
+    manifest_entry,
+)
 from sidecar.models.calibration import Calibration, threshold_for_budget
-from sidecar.models.fitting import EpochProgress
 from sidecar.models.periodic.detector import PeriodicDetector
 from sidecar.models.periodic.fit import fit_periodic
 from sidecar.models.periodic.model import KnownPeriods, PeriodicConfig, PeriodicNet
@@ -31,24 +36,17 @@ def _fit(
     on_epoch: EpochHook | None,
 ) -> TrainedNet:
     fitted = fit_periodic(streams, config)
-    if on_epoch is not None:
-        # Closed form: one "epoch", nothing to stop early.
-        on_epoch(EpochProgress(1, 1, 0.0, None, fitted.summary.seconds, 0, 1))
     extra = {
         NAME: {"known_periods": fitted.known.to_json()},
         "calibration": fitted.calibration.to_json(),
     }
-    return TrainedNet(fitted.net, fitted.summary, extra)
+    return closed_form(fitted.net, fitted.summary, on_epoch, extra)
 
 
 def _known(manifest: Mapping[str, object]) -> KnownPeriods:
-    section = manifest.get(NAME)
-    known = section.get("known_periods") if isinstance(section, dict) else None
-    if not isinstance(known, dict):
-        raise ModelError(
-            f"model {manifest.get('version')}: the manifest has no known periods; retrain it"
-        )
-    return KnownPeriods.from_json(known)
+    return KnownPeriods.from_json(
+        manifest_entry(manifest, NAME, "known_periods", "known periods", dict)
+    )
 
 
 def _empty(_vocabulary: Vocabulary, _config: PeriodicConfig, manifest) -> PeriodicNet:

@@ -9,10 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sidecar.encoding.vocabulary import Vocabulary
-from sidecar.errors import ModelError
-from sidecar.models.base import DetectorOptions, EpochHook, ModelKind, TrainedNet
+from sidecar.models.base import (
+    DetectorOptions,
+    EpochHook,
+    ModelKind,
+    TrainedNet,
+    closed_form,
+    manifest_entry,
+)
 from sidecar.models.calibration import Calibration, threshold_for_budget
-from sidecar.models.fitting import EpochProgress
 from sidecar.models.sessions.detector import SessionsDetector
 from sidecar.models.sessions.fit import fit_sessions
 from sidecar.models.sessions.model import LinkCounts, SessionsConfig, SessionsNet
@@ -30,24 +35,15 @@ def _fit(
     on_epoch: EpochHook | None,
 ) -> TrainedNet:
     fitted = fit_sessions(streams, config)
-    if on_epoch is not None:
-        # Closed form: one "epoch", nothing to stop early.
-        on_epoch(EpochProgress(1, 1, 0.0, None, fitted.summary.seconds, 0, 1))
     extra = {
         NAME: {"links": fitted.counts.to_json()},
         "calibration": fitted.calibration.to_json(),
     }
-    return TrainedNet(fitted.net, fitted.summary, extra)
+    return closed_form(fitted.net, fitted.summary, on_epoch, extra)
 
 
 def _counts(manifest: Mapping[str, object]) -> LinkCounts:
-    section = manifest.get(NAME)
-    counts = section.get("links") if isinstance(section, dict) else None
-    if not isinstance(counts, dict):
-        raise ModelError(
-            f"model {manifest.get('version')}: the manifest has no link counts; retrain it"
-        )
-    return LinkCounts.from_json(counts)
+    return LinkCounts.from_json(manifest_entry(manifest, NAME, "links", "link counts", dict))
 
 
 def _empty(_vocabulary: Vocabulary, _config: SessionsConfig, manifest) -> SessionsNet:

@@ -10,10 +10,15 @@ from collections.abc import Mapping
 
 from sidecar.encoding.hostgroups import HostGrouping
 from sidecar.encoding.vocabulary import Vocabulary
-from sidecar.errors import ModelError
-from sidecar.models.base import DetectorOptions, EpochHook, ModelKind, TrainedNet
+from sidecar.models.base import (
+    DetectorOptions,
+    EpochHook,
+    ModelKind,
+    TrainedNet,
+    closed_form,
+    manifest_entry,
+)
 from sidecar.models.calibration import Calibration, threshold_for_budget
-from sidecar.models.fitting import EpochProgress
 from sidecar.models.volume.bursts import KeyShares
 from sidecar.models.volume.detector import Verdict, VolumeDetector
 from sidecar.models.volume.fit import fit_volume
@@ -32,9 +37,6 @@ def _fit(
     on_epoch: EpochHook | None,
 ) -> TrainedNet:
     fitted = fit_volume(streams, config)
-    if on_epoch is not None:
-        # Closed form: one "epoch", nothing to stop early.
-        on_epoch(EpochProgress(1, 1, 0.0, None, fitted.summary.seconds, 0, 1))
     extra = {
         NAME: {
             "groups": fitted.groups,
@@ -45,17 +47,11 @@ def _fit(
         # Silences and bursts split the model's share of the budget (see _detector).
         "calibrated_verdicts": 2,
     }
-    return TrainedNet(fitted.net, fitted.summary, extra)
+    return closed_form(fitted.net, fitted.summary, on_epoch, extra)
 
 
 def _groups(manifest: Mapping[str, object]) -> list[str]:
-    section = manifest.get(NAME)
-    groups = section.get("groups") if isinstance(section, dict) else None
-    if not isinstance(groups, list):
-        raise ModelError(
-            f"model {manifest.get('version')}: the manifest has no volume groups; retrain it"
-        )
-    return [str(g) for g in groups]
+    return [str(g) for g in manifest_entry(manifest, NAME, "groups", "volume groups", list)]
 
 
 def _empty(_vocabulary: Vocabulary, _config: VolumeConfig, manifest) -> VolumeNet:
