@@ -202,7 +202,11 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
         settings = settings_for(node.url, "tput", workdir / "models")
         install_templates(
-            client, settings.anomaly_index, settings.state_index, settings.dead_letter_index
+            client,
+            settings.anomaly_index,
+            settings.state_index,
+            settings.dead_letter_index,
+            partitioning=settings.partitioning,
         )
         detector = build_detector(artifact, settings.top_g)
         started = time.perf_counter()

@@ -189,11 +189,11 @@ def proc(pid: int) -> dict[str, float]:
 def mark_one_false_positive(client, incident_uuids: set[str]) -> str | None:
     """An analyst's mark on the newest annotation that is not an injected incident's."""
     body = {"size": 20, "sort": [{"detected_at": "desc"}], "query": {"match_all": {}}}
-    client.indices.refresh(index=f"{PREFIX}-anomalies")
-    for hit in client.search(index=f"{PREFIX}-anomalies", body=body)["hits"]["hits"]:
+    client.indices.refresh(index=f"{PREFIX}-anomalies*")
+    for hit in client.search(index=f"{PREFIX}-anomalies*", body=body)["hits"]["hits"]:
         if hit["_source"]["log_uuid"] not in incident_uuids and not hit["_source"].get("feedback"):
             client.update(
-                index=f"{PREFIX}-anomalies",
+                index=hit["_index"],
                 id=hit["_id"],
                 body={"doc": {"feedback": {"verdict": "false_positive"}}},
                 refresh="wait_for",
@@ -309,11 +309,11 @@ def verify(client, args, rows, writer: Writer, history: int, final) -> list[dict
         read >= total,
         f"{int(read):,} read of {total:,} written ({int(read) - total:+,} re-read after late ones)",
     )
-    dupes, _stored = duplicate_anomalies(client, f"{PREFIX}-anomalies")
+    dupes, _stored = duplicate_anomalies(client, f"{PREFIX}-anomalies*")
     check(checks, "no duplicate anomaly", not any(dupes.values()), f"{dupes}")
-    client.indices.refresh(index=f"{PREFIX}-incidents")
+    client.indices.refresh(index=f"{PREFIX}-incidents*")
     body = {"size": 10_000, "_source": ["log_uuids"], "query": {"match_all": {}}}
-    incidents = client.search(index=f"{PREFIX}-incidents", body=body)["hits"]["hits"]
+    incidents = client.search(index=f"{PREFIX}-incidents*", body=body)["hits"]["hits"]
     found, split = 0, 0
     for injected in writer.incidents:
         holding = [
@@ -339,9 +339,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         client = make_client(Settings(cluster_urls=[node.url], request_timeout_seconds=120))
         settings = Settings(
             cluster_urls=[node.url],
-            anomaly_index=f"{PREFIX}-anomalies",
+            anomaly_index=f"{PREFIX}-anomalies*",
             state_index=f"{PREFIX}-state",
-            incident_index=f"{PREFIX}-incidents",
+            incident_index=f"{PREFIX}-incidents*",
             dead_letter_index=f"{PREFIX}-dead-letters",
         )
         install_sidecar_templates(settings, client)

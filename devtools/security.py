@@ -32,11 +32,13 @@ class SecurityProfile:
     )
     sidecar_users: tuple[str, ...] = ("sidecar",)
     watched_patterns: tuple[str, ...] = ("*-logs-*",)
+    # Anomalies, incidents and dead letters are partitions: "<base>-2026.12" (and "<base>",
+    # an unpartitioned index an earlier version left).
     own_patterns: tuple[str, ...] = (
-        "*-anomalies",
-        "*-incidents",
+        "*-anomalies*",
+        "*-incidents*",
         "*-state",
-        "*-dead-letters",
+        "*-dead-letters*",
         "*-notifications",
     )
 
@@ -131,7 +133,8 @@ def configure_security(home: Path, config: Path, profile: SecurityProfile, java_
             f"    - index_patterns: [{watched}]\n"
             '      allowed_actions: ["read", "indices:admin/mappings/fields/get"]\n'
             f"    - index_patterns: [{own}]\n"
-            '      allowed_actions: ["write", "create_index", "read", "indices:admin/refresh*"]\n'
+            '      allowed_actions: ["write", "create_index", "read", "indices:admin/refresh*",'
+            ' "indices:admin/delete", "indices:admin/aliases/get"]\n'
         )
     sidecar_users = ", ".join(f'"{u}"' for u in profile.sidecar_users)
     (security / "roles_mapping.yml").write_text(

@@ -55,6 +55,9 @@ class WriteResult:
     already_present: int
     # Refused for good by the cluster and kept in the dead-letter store instead.
     dead_lettered: int = 0
+    # Older than the results' retention: counted, not written (their partition may be gone).
+    expired: int = 0
+    expired_ids: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

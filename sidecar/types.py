@@ -232,6 +232,8 @@ class CycleReport:
     mining: MiningStats = field(default_factory=MiningStats)
     rewound_hosts: set[str] = field(default_factory=set)
     dead_letters: int = 0
+    # Results of events older than the results' retention: counted, never written.
+    results_expired: int = 0
     # Host states another sidecar had already moved at least as far (theirs kept).
     state_conflicts: int = 0
     stopped_early: bool = False
@@ -260,6 +262,7 @@ class CycleReport:
             "template_mining": asdict(self.mining),
             "rewound_hosts": len(self.rewound_hosts),
             "dead_letters": self.dead_letters,
+            "results_expired": self.results_expired,
             "state_conflicts": self.state_conflicts,
             "stopped_early": self.stopped_early,
             "duration_s": round(self.duration_s, 3),

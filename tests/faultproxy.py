@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fnmatch
 import gzip
 import json
 import select
@@ -92,18 +93,19 @@ def forward_everything(request: Request) -> Action:
 
 
 def is_bulk_to(request: Request, index: str) -> bool:
-    """True for a `_bulk` POST aimed at `index`, by its path or by an action line's `_index`."""
+    """True for a `_bulk` POST aimed at `index` (a name or a pattern such as "anomalies*"), by
+    its path or by an action line's `_index`."""
     parts = request.path.split("?", 1)[0].strip("/").split("/")
     if request.method != "POST" or parts[-1] != "_bulk":
         return False
-    if parts == [index, "_bulk"]:
+    if len(parts) == 2 and fnmatch.fnmatchcase(parts[0], index):
         return True
     lines = iter(request.json_lines())
     for line in lines:
         op = next((name for name in BULK_ACTIONS if name in line), None)
         if op is None:
             continue
-        if line[op].get("_index") == index:
+        if fnmatch.fnmatchcase(str(line[op].get("_index")), index):
             return True
         if op != "delete":
             next(lines, None)  # skip the source line, which could look like an action

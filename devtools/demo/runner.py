@@ -156,6 +156,7 @@ def _demo(node: DevNode, workdir: Path, hosts: int, cycles: int, keep_node: bool
         settings.state_index,
         settings.dead_letter_index,
         incident_index=settings.incident_index,
+        partitioning=settings.partitioning,
     )
     incidents: list[Incident] = []
     clocks = {p.name: 0 for p in profiles}
@@ -194,7 +195,7 @@ def _demo(node: DevNode, workdir: Path, hosts: int, cycles: int, keep_node: bool
 
     _say(f"[4/5] running {cycles} scheduled cycles (every {settings.interval_seconds:.0f}s) ...")
     run_every(settings.interval_seconds, demo_cycle, max_cycles=cycles)
-    client.indices.refresh(index=f"{settings.incident_index},{settings.anomaly_index}")
+    client.indices.refresh(index=f"{settings.incident_search},{settings.anomaly_search}")
     return _report(client, settings, incidents, node.url, keep_node)
 
 
@@ -214,10 +215,10 @@ def _report(
     documents as the drill-down. Exit 0 when every injected incident is found: an incident
     (or an anomaly document) holds one of its events."""
     incidents = _search_all(
-        client, settings.incident_index, [{"grade": "desc"}, {"first_event_at": "asc"}]
+        client, settings.incident_search, [{"grade": "desc"}, {"first_event_at": "asc"}]
     )
     anomalies = _search_all(
-        client, settings.anomaly_index, [{"host": "asc"}, {"@timestamp": "asc"}]
+        client, settings.anomaly_search, [{"host": "asc"}, {"@timestamp": "asc"}]
     )
     injected_of = {u: i for i in injected for u in i.log_uuids}
     matches = {
@@ -229,7 +230,7 @@ def _report(
     hosts = {inc["host"] for inc in incidents}
     _say(
         f"[5/5] findings: {len(incidents)} incidents on {len(hosts)} hosts, by grade "
-        f"(index '{settings.incident_index}')\n"
+        f"(index '{settings.incident_search}')\n"
     )
     for n, inc in enumerate(incidents, 1):
         kinds = matches[inc["incident_id"]]
@@ -281,7 +282,7 @@ def _report(
     _say(
         f"\ndrill-down: {len(anomalies)} anomaly documents for {counted} detections "
         f"(at most {settings.incident_event_docs} per incident and model; "
-        f"index '{settings.anomaly_index}')"
+        f"index '{settings.anomaly_search}')"
     )
     for n, inc in enumerate(incidents, 1):
         docs = by_incident.get(inc["incident_id"], [])
@@ -306,10 +307,10 @@ def _report(
     if orphans:
         _say(f"  anomaly documents without an incident: {len(orphans)}")
 
-    index, watched = settings.incident_index, ",".join(settings.watched_indices)
+    index, watched = settings.incident_search, ",".join(settings.watched_indices)
     _say(f"\nwhere to look: index '{index}' at {url}")
     _say(f"  curl '{url}/{index}/_search?sort=grade:desc&pretty'")
-    _say(f"  drill-down: curl '{url}/{settings.anomaly_index}/_search?q=incident_id:<id>&pretty'")
+    _say(f"  drill-down: curl '{url}/{settings.anomaly_search}/_search?q=incident_id:<id>&pretty'")
     _say("  Dashboards / Kibana: `python -m sidecar dashboards --url ...` (incidents table first)")
     _say(f"  pivot to the raw logs: log_uuids / log_uuid on '{watched}'")
     _say(f"  per-host cursors and open incidents: index '{settings.state_index}'")

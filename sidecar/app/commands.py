@@ -32,7 +32,7 @@ def cmd_setup(_args: argparse.Namespace, settings: Settings) -> int:
     install_sidecar_templates(settings, make_client(settings))
     print(
         "installed templates and indices: "
-        f"{settings.anomaly_index}, {settings.incident_index}, {settings.state_index}"
+        f"{settings.anomaly_search}, {settings.incident_search}, {settings.state_index}"
     )
     return 0
 
@@ -106,7 +106,7 @@ def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
 
     # An incident (the unit people mark) or one annotation; the next cycle spreads an
     # incident's verdict to its members.
-    index = settings.incident_index if args.id.startswith("inc-") else settings.anomaly_index
+    index = settings.incident_search if args.id.startswith("inc-") else settings.anomaly_search
     set_verdict(make_client(settings), index, args.id, args.verdict, args.by, args.note)
     print(f"{args.id}: feedback.verdict = {args.verdict}")
     return 0
@@ -271,7 +271,7 @@ def cmd_workflow(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_alerting(args: argparse.Namespace, settings: Settings) -> int:
     from sidecar.app.alerting import alert_definition
 
-    definition = alert_definition(args.product, settings.incident_index, args.band, args.every)
+    definition = alert_definition(args.product, settings.incident_search, args.band, args.every)
     print(dumps(definition))
     return 0
 
@@ -284,6 +284,7 @@ def cmd_dashboards(args: argparse.Namespace, settings: Settings) -> int:
         ",".join(settings.watched_indices),
         args.product,
         incident_index=settings.incident_index,
+        titles=(settings.anomaly_search, settings.incident_search),
     )
     if args.url is None:
         sys.stdout.buffer.write(ndjson(objects))

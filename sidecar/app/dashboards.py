@@ -141,16 +141,16 @@ def saved_objects(
     raw_logs_pattern: str,
     product: Product,
     incident_index: str = DEFAULT_INCIDENT_INDEX,
+    titles: tuple[str, str] | None = None,
 ) -> list[dict]:
-    """Index patterns (incidents, anomalies), visualizations, the incident table, the anomaly
-    table (the drill-down) and a dashboard that leads with the incidents.
-
-    Ids are stable per anomaly index (re-importing overwrites instead of duplicating)."""
+    """Index patterns on `titles` (anomalies, incidents), visualizations, the two tables and a
+    dashboard that leads with incidents; ids stable per anomaly index (re-imports overwrite)."""
+    anomaly_title, incident_title = titles or (anomaly_index, incident_index)
     index_id = _id("index-pattern", anomaly_index)
     incidents_id = _id("incident-index-pattern", anomaly_index)
-    # A click on a log_uuid opens the raw event in Discover on the watched indices.
+    # A click on a log_uuid opens the raw event in Discover on the watched indices; one on an
+    # incident_id its per-event anomaly documents, and back.
     raw_link = _discover_link(product, 'log_uuid:"{{value}}"')
-    # A click on an incident_id opens its per-event anomaly documents, and back.
     events_link = _discover_link(product, 'incident_id:"{{value}}"', index_id)
     incident_link = _discover_link(product, 'incident_id:"{{value}}"', incidents_id)
     objects: list[dict] = [
@@ -158,7 +158,7 @@ def saved_objects(
             "type": "index-pattern",
             "id": incidents_id,
             "attributes": {
-                "title": incident_index,
+                "title": incident_title,
                 "timeFieldName": "@timestamp",
                 "fieldFormatMap": json.dumps(
                     {
@@ -173,7 +173,7 @@ def saved_objects(
             "type": "index-pattern",
             "id": index_id,
             "attributes": {
-                "title": anomaly_index,
+                "title": anomaly_title,
                 "timeFieldName": "@timestamp",
                 "fieldFormatMap": json.dumps(
                     {
@@ -294,7 +294,7 @@ def saved_objects(
                 "title": "Incidents by grade (incident_id opens its events)",
                 "columns": INCIDENT_COLUMNS,
                 "sort": [["grade", "desc"], ["@timestamp", "desc"]],
-                "description": f"Events: {anomaly_index}; raw logs: {raw_logs_pattern}",
+                "description": f"Events: {anomaly_title}; raw logs: {raw_logs_pattern}",
                 "kibanaSavedObjectMeta": _search_source(),
             },
             "references": _index_reference(incidents_id),

@@ -23,6 +23,7 @@ from sidecar.app.commands import (
     cmd_workflow,
 )
 from sidecar.app.logging import configure_logging
+from sidecar.app.retention import cmd_retention
 from sidecar.app.service import cmd_run
 from sidecar.app.wiring import load_settings
 from sidecar.errors import AccessError, ConfigError, ModelError, SidecarError
@@ -129,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     alerting.add_argument("--every", type=int, default=5, help="minutes between runs")
 
+    retention = sub.add_parser(
+        "retention", help="list the result partitions and which are past SIDECAR_RETENTION_DAYS"
+    )
+    retention.add_argument("--drop", action="store_true", help="drop those past it now")
+
     workflow = sub.add_parser(
         "workflow", help="print the normal workflows of log keys learned with the active model"
     )
@@ -150,6 +156,7 @@ COMMANDS = {
     "models": cmd_models,
     "retrain": cmd_retrain,
     "feedback": cmd_feedback,
+    "retention": cmd_retention,
 }
 
 

@@ -100,6 +100,21 @@ class SidecarMetrics:
             "Anomaly documents refused by the cluster and kept in the dead-letter index",
             registry=r,
         )
+        self.results_expired = Counter(
+            "sidecar_results_expired",
+            "Results of events older than SIDECAR_RETENTION_DAYS: counted, never written",
+            registry=r,
+        )
+        self.partitions_dropped = Counter(
+            "sidecar_partitions_dropped",
+            "Result partitions deleted because every event they hold is past the retention",
+            registry=r,
+        )
+        self.retention_failures = Counter(
+            "sidecar_retention_failures",
+            "Retention sweeps that failed (partitions past the retention not dropped yet)",
+            registry=r,
+        )
         self.state_conflicts = Counter(
             "sidecar_state_conflicts",
             "Host states another sidecar had already moved at least as far (theirs kept)",
@@ -283,6 +298,7 @@ class SidecarMetrics:
         self.mined_event_ids.inc(report.mined_event_ids)
         self._record_mining(report)
         self.dead_letters.inc(report.dead_letters)
+        self.results_expired.inc(report.results_expired)
         self.state_conflicts.inc(report.state_conflicts)
         lags = [max(0.0, now_s - ts_ms / 1000) for ts_ms in report.host_positions.values()]
         for host, ts_ms in report.host_positions.items():

@@ -50,7 +50,7 @@ def retrain_all(
     streams = read_streams(settings, client, start, end, stats, progress)
     mine_training_keys(settings, streams, stats, in_cluster=True)
     confirmed = confirmed_incidents(
-        client, settings.anomaly_index, start, end, settings.incident_index
+        client, settings.anomaly_search, start, end, settings.incident_search
     )
     data = {
         "source": "cluster",

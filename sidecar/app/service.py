@@ -10,6 +10,7 @@ import structlog
 from opensearchpy.exceptions import OpenSearchException
 
 from sidecar.app.output import dumps
+from sidecar.app.retention import RetentionKeeper
 from sidecar.app.retraining import retrain_every
 from sidecar.app.settings import Settings
 from sidecar.app.wiring import (
@@ -38,6 +39,7 @@ def cluster_cycle(settings: Settings, client, detectors, stop: threading.Event) 
             settings.anomaly_index,
             chunk_docs=settings.bulk_chunk_docs,
             dead_letter_index=settings.dead_letter_index,
+            partitioning=settings.partitioning,
         ),
         ClusterCheckpoints(client, settings.state_index),
         now_ms=int(time.time() * 1000),
@@ -49,6 +51,7 @@ def cluster_cycle(settings: Settings, client, detectors, stop: threading.Event) 
             settings.incident_index,
             chunk_docs=settings.bulk_chunk_docs,
             dead_letter_index=settings.dead_letter_index,
+            partitioning=settings.partitioning,
         ),
     )
 
@@ -99,9 +102,18 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if args.once:
         maintain_models(settings, client, models)
         report = cluster_cycle(settings, client, models.detectors, threading.Event())
-        print(dumps({**report.summary(), "models": models.versions()}))
+        dropped = RetentionKeeper(settings, client)()
+        print(dumps({**report.summary(), "models": models.versions(), "dropped": dropped}))
         return 0
     metrics = SidecarMetrics(alert_budget=settings.alert_budget)
+    keep_retention = RetentionKeeper(settings, client, metrics)
+
+    def cycle(stop: threading.Event) -> bool:
+        ok = guarded_cycle(settings, client, models, stop, metrics, health)
+        if ok:  # a cluster that just failed a cycle is left alone
+            keep_retention()
+        return ok
+
     for name, version in models.versions().items():
         metrics.model_info.labels(name, version).set(1)
     health = Health(
@@ -130,7 +142,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         run_every(
             settings.interval_seconds,
-            lambda stop: guarded_cycle(settings, client, models, stop, metrics, health),
+            cycle,
             stop=stop,
             max_cycles=args.max_cycles,
             max_backoff_s=settings.max_backoff_seconds,
@@ -149,7 +161,7 @@ def start_notifier(settings: Settings, client, shard, stop: threading.Event, met
     from sidecar.cluster.notifications import ClusterNotices
 
     notifier = Notifier(
-        ClusterNotices(client, settings.incident_index, settings.notify_index),
+        ClusterNotices(client, settings.incident_search, settings.notify_index),
         notifier_config(settings),
         owns=shard.owns,
         metrics=metrics,
@@ -195,7 +207,7 @@ def maintain_models(settings: Settings, client, models) -> bool:
     if settings.online_update and settings.shard().index == 0:
         try:
             spread = spread_incident_verdicts(
-                client, settings.incident_index, settings.anomaly_index
+                client, settings.incident_search, settings.anomaly_search
             )
         except OpenSearchException as exc:
             # The marks stay on the incidents and are spread by a later cycle; the cycle itself
@@ -206,7 +218,7 @@ def maintain_models(settings: Settings, client, models) -> bool:
             log.info("incident_feedback_spread", annotations=spread)
         for name in settings.models:
             artifact = models.artifacts.get(name)
-            marked = pending_false_positives(client, settings.anomaly_index, name)
+            marked = pending_false_positives(client, settings.anomaly_search, name)
             if not marked or artifact is None:
                 continue
             if kind_of(name).update is None:
@@ -228,5 +240,5 @@ def maintain_models(settings: Settings, client, models) -> bool:
             except ChildFailed as exc:
                 log.error("online_update_failed", model=name, marked=len(marked), error=str(exc))
                 continue
-            mark_applied(client, settings.anomaly_index, [m.document_id for m in marked], version)
+            mark_applied(client, settings.anomaly_search, [m.document_id for m in marked], version)
     return bool(models.refresh())

@@ -11,16 +11,16 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import (
-    AnyHttpUrl,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from sidecar.app.setting_checks import (
+    ENV_PREFIX,
+    check_partitions,
+    describe_validation_error,
+    url_without_userinfo,
+)
+from sidecar.cluster.partitions import Partitioning
 from sidecar.encoding.events import FieldNames
 from sidecar.encoding.hostgroups import check_pattern
 from sidecar.pipeline.sharding import Shard, ordinal_from_hostname
@@ -34,7 +34,6 @@ __all__ = [
     "url_without_userinfo",
 ]
 
-ENV_PREFIX = "SIDECAR_"
 KNOWN_MODELS = (
     "deeplog",
     "loganomaly",
@@ -194,6 +193,19 @@ class Settings(BaseSettings):
     notify_link: str = ""
     notify_index: str = Field(default="log-anomaly-sidecar-notifications", min_length=1)
 
+    # --- retention ----------------------------------------------------------------------
+    # Anomaly, incident and dead-letter indices are cut by the event time of what they hold:
+    # "month" writes log-anomalies-2026.12, "day" log-anomalies-2026.12.01, "none" one index as
+    # before. Readers, feedback and Dashboards use "log-anomalies*". See README "Retention".
+    result_partition: Literal["none", "day", "month"] = "month"
+    # Partitions whose every event is older than this many days are dropped, and results of
+    # events older than this are counted (sidecar_results_expired_total), never written.
+    # 0 keeps everything.
+    retention_days: int = Field(default=0, ge=0, le=36_500)
+    # Who drops old partitions: the sidecar itself (every engine, no plugin), or an ISM
+    # (OpenSearch) / ILM (Elasticsearch) policy that `setup` installs.
+    retention_by: Literal["sidecar", "ism", "ilm"] = "sidecar"
+
     # --- training -----------------------------------------------------------------------
     train_days: float = Field(default=7.0, gt=0)
     train_epochs: int = Field(default=100, ge=1, le=10_000)
@@ -273,7 +285,12 @@ class Settings(BaseSettings):
         return url
 
     @field_validator(
-        "anomaly_index", "state_index", "model_index", "incident_index", "notify_index"
+        "anomaly_index",
+        "state_index",
+        "model_index",
+        "incident_index",
+        "notify_index",
+        "dead_letter_index",
     )
     @classmethod
     def _index_name_is_valid(cls, name: str) -> str:
@@ -313,18 +330,33 @@ class Settings(BaseSettings):
             )
         if self.aws_sigv4 and not self.aws_region:
             raise ValueError("SIDECAR_AWS_SIGV4 needs SIDECAR_AWS_REGION (e.g. eu-west-1)")
-        if self.anomaly_index == self.state_index:
-            raise ValueError("SIDECAR_ANOMALY_INDEX and SIDECAR_STATE_INDEX must differ")
-        if self.incident_index in (self.anomaly_index, self.state_index):
-            raise ValueError(
-                "SIDECAR_INCIDENT_INDEX must differ from SIDECAR_ANOMALY_INDEX and STATE_INDEX"
-            )
-        if self.notify_index in (self.anomaly_index, self.state_index, self.incident_index):
-            raise ValueError(
-                "SIDECAR_NOTIFY_INDEX must differ from SIDECAR_ANOMALY_INDEX, STATE_INDEX and "
-                "INCIDENT_INDEX"
-            )
+        names = {
+            "ANOMALY_INDEX": self.anomaly_index,
+            "INCIDENT_INDEX": self.incident_index,
+            "DEAD_LETTER_INDEX": self.dead_letter_index,
+            "STATE_INDEX": self.state_index,
+            "MODEL_INDEX": self.model_index,
+            "NOTIFY_INDEX": self.notify_index,
+        }
+        check_partitions(self.result_partition, self.retention_days, self.retention_by, names)
         return self
+
+    @property
+    def partitioning(self) -> Partitioning:
+        return Partitioning(self.result_partition, self.retention_days)
+
+    @property
+    def anomaly_search(self) -> str:
+        """The name that reads every anomaly document: its partitions (see partitions.py)."""
+        return self.partitioning.search_name(self.anomaly_index)
+
+    @property
+    def incident_search(self) -> str:
+        return self.partitioning.search_name(self.incident_index)
+
+    @property
+    def dead_letter_search(self) -> str:
+        return self.partitioning.search_name(self.dead_letter_index)
 
     @property
     def fields(self) -> FieldNames:
@@ -361,33 +393,3 @@ class Settings(BaseSettings):
             if shown.get(secret) is not None:
                 shown[secret] = "***"
         return shown
-
-
-_SECRET_FIELDS = {"password", "api_key", "cluster_urls", "notify_authorization", "notify_url"}
-
-
-def url_without_userinfo(url: str) -> str:
-    """Credentials embedded in a URL (https://user:pass@host) are secrets too."""
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem, naming the environment variable and never echoing a secret."""
-    lines = []
-    for problem in error.errors():
-        loc = [str(part) for part in problem.get("loc", ()) if not isinstance(part, int)]
-        message = problem.get("msg", "invalid value").removeprefix("Value error, ")
-        if loc:
-            variable = ENV_PREFIX + loc[0].upper()
-            shown = ""
-            if loc[0] not in _SECRET_FIELDS and "input" in problem:
-                value = problem["input"]
-                if isinstance(value, str | int | float):
-                    shown = f" (got {str(value)[:80]!r})"
-            lines.append(f"{variable}: {message}{shown}")
-        else:
-            lines.append(message)
-    return "; ".join(lines)

@@ -90,7 +90,11 @@ def mine_training_keys(
 
             # The state index must have its strict mapping before the state lands in it.
             install_templates(
-                client, settings.anomaly_index, settings.state_index, settings.dead_letter_index
+                client,
+                settings.anomaly_index,
+                settings.state_index,
+                settings.dead_letter_index,
+                partitioning=settings.partitioning,
             )
         keys.save()
         log.info(

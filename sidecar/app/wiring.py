@@ -153,7 +153,13 @@ def active_models(settings: Settings, client=None, store=None):  # -> ActiveMode
 
 def install_sidecar_templates(settings: Settings, client) -> None:
     from sidecar.cluster.bootstrap import install_templates
+    from sidecar.cluster.policies import install_policy, policy_name
 
+    policy = policy_name(settings.anomaly_index)
+    if settings.retention_by != "sidecar":
+        bases = partitioned_bases(settings)
+        patterns = [f"{base}-*" for base in bases]
+        install_policy(client, settings.retention_by, policy, patterns, settings.retention_days)
     install_templates(
         client,
         settings.anomaly_index,
@@ -162,7 +168,14 @@ def install_sidecar_templates(settings: Settings, client) -> None:
         settings.model_index if settings.model_store == "cluster" else None,
         settings.incident_index,
         settings.notify_index if settings.notify_url else None,
+        partitioning=settings.partitioning,
+        ilm_policy=policy if settings.retention_by == "ilm" else None,
     )
+
+
+def partitioned_bases(settings: Settings) -> list[str]:
+    """The result indices cut into partitions and kept for RETENTION_DAYS."""
+    return [settings.anomaly_index, settings.incident_index, settings.dead_letter_index]
 
 
 def notifier_config(settings: Settings):  # -> NotifierConfig

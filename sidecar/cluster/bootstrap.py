@@ -1,14 +1,20 @@
-"""Index templates and indices the sidecar owns, installed from the JSON in mappings/."""
+"""Index templates and indices the sidecar owns, installed from the JSON in mappings/.
+
+Anomaly, incident and dead-letter indices are partitions (sidecar/cluster/partitions.py): their
+templates match `<base>-*`, and the cluster creates each partition on its first write."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from pathlib import Path
 
 import orjson
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import RequestError
+from opensearchpy.exceptions import NotFoundError, RequestError
+
+from sidecar.cluster.partitions import Partitioning
 
 __all__ = ["MAPPINGS_DIR", "load_template", "install_templates"]
 
@@ -18,12 +24,25 @@ MAPPINGS_DIR = Path(
 )
 
 
-def load_template(name: str, index: str, mappings_dir: Path = MAPPINGS_DIR) -> dict:
+_PARTITIONED = ("anomalies", "incidents", "dead-letters")
+
+
+def load_template(
+    name: str, index: str, mappings_dir: Path = MAPPINGS_DIR, patterns: list[str] | None = None
+) -> dict:
     raw = orjson.loads((mappings_dir / f"{name}.template.json").read_bytes())
     template = copy.deepcopy(raw)
     template.pop("_comment", None)
-    template["index_patterns"] = [index]
+    template["index_patterns"] = patterns or [index]
     return template
+
+
+def lifecycle_settings(policy: str | None) -> dict[str, object]:
+    """Template settings that hand partitions to an ILM policy (None: no policy). ILM ages a
+    partition by the date in its name, so a late first write does not restart its clock."""
+    if policy is None:
+        return {}
+    return {"index.lifecycle.name": policy, "index.lifecycle.parse_origination_date": True}
 
 
 def install_templates(
@@ -34,6 +53,8 @@ def install_templates(
     model_index: str | None = None,
     incident_index: str | None = None,
     notify_index: str | None = None,
+    partitioning: Partitioning | None = None,
+    ilm_policy: str | None = None,
 ) -> None:
     """Idempotent: templates are overwritten with the current version, indices created once,
     and fields a newer version added are put into the mapping of indices that already exist
@@ -47,7 +68,11 @@ def install_templates(
         owned.append(("incidents", incident_index))
     if notify_index is not None:
         owned.append(("notifications", notify_index))
+    partitioning = partitioning or Partitioning()
     for name, index in owned:
+        if name in _PARTITIONED and partitioning.interval != "none":
+            _install_partitioned(client, name, index, ilm_policy)
+            continue
         template = load_template(name, index)
         client.indices.put_index_template(name=f"{index}-template", body=template)
         try:
@@ -56,3 +81,17 @@ def install_templates(
             if "resource_already_exists_exception" not in str(exc.error):
                 raise
             client.indices.put_mapping(index=index, body=template["template"]["mappings"])
+
+
+def _install_partitioned(client: OpenSearch, name: str, base: str, ilm_policy: str | None) -> None:
+    """The template of `base`'s partitions; partitions that exist (and an unpartitioned `base`
+    an earlier version left) get the fields this version added."""
+    template = load_template(name, base, patterns=[f"{base}-*"])
+    template["template"]["settings"].update(lifecycle_settings(ilm_policy))
+    client.indices.put_index_template(name=f"{base}-template", body=template)
+    with contextlib.suppress(NotFoundError):  # nothing to update yet
+        client.indices.put_mapping(
+            index=f"{base},{base}-*",
+            body=template["template"]["mappings"],
+            params={"allow_no_indices": "true", "ignore_unavailable": "true"},
+        )

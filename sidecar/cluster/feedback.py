@@ -4,6 +4,9 @@ An analyst sets `feedback.verdict` on an anomaly document ("false_positive" or
 "true_positive"), from Dashboards' Dev Tools, the `feedback` command or any client (see
 docs/model-lifecycle.md). False positives not yet learned are read here; once a new model
 version has learned them, the documents get `feedback.applied_version`.
+
+`index` arguments are what reads search (the partitions, "log-anomalies*"); a document is
+updated in the partition that holds it.
 """
 
 from __future__ import annotations
@@ -61,11 +64,11 @@ def mark_applied(client: OpenSearch, index: str, ids: Sequence[str], version: st
     actions = (
         {
             "_op_type": "update",
-            "_index": index,
+            "_index": partition,
             "_id": doc_id,
             "doc": {"feedback": {"applied_version": version, "applied_at": at}},
         }
-        for doc_id in ids
+        for doc_id, partition in holders(client, index, ids).items()
     )
     ok, errors = helpers.bulk(client, actions, raise_on_error=False, refresh="wait_for")
     if errors:
@@ -143,7 +146,7 @@ def spread_incident_verdicts(
         actions = [
             {
                 "_op_type": "update",
-                "_index": anomaly_index,
+                "_index": m["_index"],
                 "_id": m["_id"],
                 "doc": {"feedback": {k: v for k, v in feedback.items() if k != "applied_at"}},
             }
@@ -153,7 +156,7 @@ def spread_incident_verdicts(
             helpers.bulk(client, actions, refresh="wait_for")
         marked += len(actions)
         client.update(
-            index=incident_index,
+            index=incident["_index"],
             id=incident["_id"],
             body={"doc": {"feedback": {"applied_at": now_iso()}}},
             refresh="wait_for",
@@ -196,4 +199,26 @@ def set_verdict(
         feedback["by"] = by
     if note:
         feedback["note"] = note
-    client.update(index=index, id=doc_id, body={"doc": {"feedback": feedback}}, refresh="wait_for")
+    partition = holders(client, index, [doc_id]).get(doc_id)
+    if partition is None:  # written in the last second: searchable once refreshed
+        client.indices.refresh(index=index)
+        partition = holders(client, index, [doc_id]).get(doc_id)
+    if partition is None:
+        raise NotFoundError(404, "document_missing", f"no document {doc_id!r} in {index!r}")
+    client.update(
+        index=partition, id=doc_id, body={"doc": {"feedback": feedback}}, refresh="wait_for"
+    )
+
+
+def holders(client: OpenSearch, index: str, ids: Sequence[str]) -> dict[str, str]:
+    """The partition that holds each of `ids` (those found) among the indices `index` names."""
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), 1_000):
+        chunk = list(ids[start : start + 1_000])
+        body = {"size": len(chunk), "_source": False, "query": {"ids": {"values": chunk}}}
+        try:
+            hits = client.search(index=index, body=body)["hits"]["hits"]
+        except NotFoundError:
+            return found
+        found.update({hit["_id"]: hit["_index"] for hit in hits})
+    return found

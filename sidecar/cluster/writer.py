@@ -5,6 +5,9 @@ alone, so analyst edits on an anomaly survive a replayed range. Throttled items 
 unavailable nodes are retried with jittered backoff a bounded number of times; items the
 cluster refuses for good (400 such as a mapping conflict, 413) go to the dead-letter index
 with the reason, so the cursor can move on and nothing is dropped without a trace.
+
+Each document goes to the partition of its own event time (sidecar/cluster/partitions.py);
+one older than the retention is counted as expired and not written.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, TransportError
 
+from sidecar.cluster.partitions import UNPARTITIONED, Partitioning
 from sidecar.errors import WriteError
 from sidecar.ports import WriteResult
 
@@ -31,12 +35,22 @@ _RETRYABLE = {429, 502, 503, 504}
 _PERMANENT = {400, 413}
 
 
-def bulk_create_body(index: str, documents: Sequence[tuple[str, dict[str, object]]]) -> bytes:
+def bulk_create_body(
+    index: str,
+    documents: Sequence[tuple[str, dict[str, object]]],
+    partitioning: Partitioning = UNPARTITIONED,
+) -> bytes:
     lines = []
     for doc_id, doc in documents:
-        lines.append(orjson.dumps({"create": {"_index": index, "_id": doc_id}}))
+        target = partitioning.index_for(index, event_time(doc))
+        lines.append(orjson.dumps({"create": {"_index": target, "_id": doc_id}}))
         lines.append(orjson.dumps(doc))
     return b"\n".join(lines) + b"\n"
+
+
+def event_time(doc: dict[str, object]) -> int:
+    """The event time a result is filed under: its `@timestamp` (epoch ms)."""
+    return int(doc["@timestamp"])  # type: ignore[call-overload]
 
 
 class ClusterSink:
@@ -49,9 +63,11 @@ class ClusterSink:
         backoff_s: float = 0.5,
         refresh: str | None = None,
         dead_letter_index: str | None = None,
+        partitioning: Partitioning = UNPARTITIONED,
     ) -> None:
         self._client = client
         self._index = index
+        self._partitioning = partitioning
         self._dead_letter_index = dead_letter_index
         self._chunk_docs = chunk_docs
         self._max_attempts = max_attempts
@@ -59,13 +75,31 @@ class ClusterSink:
         self._refresh = refresh
 
     def write(self, documents: Sequence[tuple[str, dict[str, object]]]) -> WriteResult:
+        now_ms = int(time.time() * 1000)
+        kept = [d for d in documents if not self._partitioning.expired(event_time(d[1]), now_ms)]
+        expired = len(documents) - len(kept)
+        expired_ids = frozenset(d[0] for d in documents) - {d[0] for d in kept}
+        if expired:
+            log.warning(
+                "results_past_retention_dropped",
+                count=expired,
+                index=self._index,
+                retention_days=self._partitioning.retention_days,
+            )
+        documents = kept
         created = present = dead = 0
         for start in range(0, len(documents), self._chunk_docs):
             c, p, d = self._write_chunk(documents[start : start + self._chunk_docs])
             created += c
             present += p
             dead += d
-        return WriteResult(created=created, already_present=present, dead_lettered=dead)
+        return WriteResult(
+            created=created,
+            already_present=present,
+            dead_lettered=dead,
+            expired=expired,
+            expired_ids=expired_ids,
+        )
 
     def _write_chunk(self, chunk: Sequence[tuple[str, dict[str, object]]]) -> tuple[int, int, int]:
         created = present = dead = 0
@@ -116,17 +150,18 @@ class ClusterSink:
         return created, present, dead
 
     def _body(self, pending: Sequence[tuple[str, dict[str, object]]]) -> bytes:
-        return bulk_create_body(self._index, pending)
+        return bulk_create_body(self._index, pending, self._partitioning)
 
     def _dead_letter(self, refused: list[tuple[tuple[str, dict[str, object]], int, dict]]) -> int:
         """Keep refused documents with the reason; raises (cursor stays) if that fails too."""
         now_ms = int(time.time() * 1000)
+        dead_letter_index = str(self._dead_letter_index)
         lines = []
         for (doc_id, doc), status, error in refused:
             model = doc.get("model")
             entry = {
                 "anomaly_id": doc_id,
-                "target_index": self._index,
+                "target_index": self._partitioning.index_for(self._index, event_time(doc)),
                 "failed_at": now_ms,
                 "status": status,
                 "error_type": str(error.get("type", "unknown")),
@@ -137,9 +172,8 @@ class ClusterSink:
                 "document": doc,
             }
             # `create` with the anomaly's own id: a redo of the same range adds nothing.
-            lines.append(
-                orjson.dumps({"create": {"_index": self._dead_letter_index, "_id": doc_id}})
-            )
+            target = self._partitioning.index_for(dead_letter_index, event_time(doc))
+            lines.append(orjson.dumps({"create": {"_index": target, "_id": doc_id}}))
             lines.append(orjson.dumps(entry))
         try:
             response = self._client.bulk(body=b"\n".join(lines) + b"\n")
@@ -185,7 +219,7 @@ class IncidentSink(ClusterSink):
         for doc_id, doc in pending:
             version = int(doc["revision"]) * _REVISION_STEP  # type: ignore[call-overload]
             action = {
-                "_index": self._index,
+                "_index": self._partitioning.index_for(self._index, event_time(doc)),
                 "_id": doc_id,
                 "version": version,
                 "version_type": "external",

@@ -312,14 +312,18 @@ def _flush(cycle: _Cycle, batch: _Batch) -> None:
     report.anomalies_folded += made.folded
     report.incident_bands.update(made.entered_bands)
     written = cycle.sink.write(documents)  # raises unless every document is accounted for
-    for _, doc in documents:
-        report.anomalies_written[str(doc["model"]["name"])] += 1  # type: ignore[index]
+    for doc_id, doc in documents:
+        if doc_id not in written.expired_ids:
+            report.anomalies_written[str(doc["model"]["name"])] += 1  # type: ignore[index]
     report.anomalies_already_present += written.already_present
     report.dead_letters += written.dead_lettered
+    report.results_expired += written.expired
     if cycle.incidents is not None and incident_documents:
         # After the anomalies they point to, before the cursors: a redo rewrites the same
         # revisions, which the store recognises.
-        report.dead_letters += cycle.incidents.write(incident_documents).dead_lettered
+        written = cycle.incidents.write(incident_documents)
+        report.dead_letters += written.dead_lettered
+        report.results_expired += written.expired
     if cycle.keys is not None:
         # Before the cursors: if the cursors then fail to save, the redo adds messages the
         # saved templates already hold, which gives them the same ids. The other way round,

@@ -83,16 +83,19 @@ class Deployment:
         return cluster_cycle(self.settings, self.client, detectors, threading.Event())
 
     def anomalies(self) -> list[dict]:
-        self.client.indices.refresh(index=self.settings.anomaly_index)
+        self.client.indices.refresh(index=self.settings.anomaly_search)
         body = {"size": 10_000, "query": {"match_all": {}}}
-        hits = self.client.search(index=self.settings.anomaly_index, body=body)["hits"]["hits"]
-        return [{"_id": h["_id"], **h["_source"]} for h in hits]
+        hits = self.client.search(index=self.settings.anomaly_search, body=body)["hits"]["hits"]
+        return [{"_id": h["_id"], "_index": h["_index"], **h["_source"]} for h in hits]
 
     def incidents(self) -> list[dict]:
-        self.client.indices.refresh(index=self.settings.incident_index)
+        self.client.indices.refresh(index=self.settings.incident_search)
         body = {"size": 10_000, "query": {"match_all": {}}}
-        hits = self.client.search(index=self.settings.incident_index, body=body)["hits"]["hits"]
-        return [{"_id": h["_id"], "_version": h.get("_version"), **h["_source"]} for h in hits]
+        hits = self.client.search(index=self.settings.incident_search, body=body)["hits"]["hits"]
+        return [
+            {"_id": h["_id"], "_index": h["_index"], "_version": h.get("_version"), **h["_source"]}
+            for h in hits
+        ]
 
     def states(self) -> dict[str, dict]:
         self.client.indices.refresh(index=self.settings.state_index)
@@ -132,5 +135,6 @@ def deployment(
         settings.dead_letter_index,
         incident_index=settings.incident_index,
         notify_index=settings.notify_index,
+        partitioning=settings.partitioning,
     )
     return Deployment(settings, client, trained, prefix)

@@ -53,7 +53,7 @@ def last_event_per_host(docs) -> dict[str, tuple[int, str]]:
 
 def duplicated_anomalies(dep: Deployment) -> list[dict]:
     """Buckets of a terms aggregation over anomaly log_uuids per model with min_doc_count 2."""
-    dep.client.indices.refresh(index=dep.settings.anomaly_index)
+    dep.client.indices.refresh(index=dep.settings.anomaly_search)
     body = {
         "size": 0,
         "aggs": {
@@ -63,7 +63,7 @@ def duplicated_anomalies(dep: Deployment) -> list[dict]:
             }
         },
     }
-    response = dep.client.search(index=dep.settings.anomaly_index, body=body)
+    response = dep.client.search(index=dep.settings.anomaly_search, body=body)
     return [b for m in response["aggregations"]["models"]["buckets"] for b in m["ids"]["buckets"]]
 
 

@@ -119,9 +119,9 @@ def test_redoing_a_range_writes_no_duplicates(deployment: Deployment) -> None:
     assert redo.events_read == len(docs)
     assert redo.anomalies_already_present == written
     assert len(deployment.anomalies()) == written
-    deployment.client.indices.refresh(index=deployment.settings.anomaly_index)
+    deployment.client.indices.refresh(index=deployment.settings.anomaly_search)
     dupes = deployment.client.search(
-        index=deployment.settings.anomaly_index,
+        index=deployment.settings.anomaly_search,
         body={
             "size": 0,
             "aggs": {"ids": {"terms": {"field": "log_uuid", "min_doc_count": 2, "size": 10}}},
@@ -333,7 +333,11 @@ def test_a_watched_pattern_matching_no_index_is_an_empty_cycle(deployment: Deplo
 def test_a_rejected_write_leaves_every_cursor_where_it_was(deployment: Deployment) -> None:
     docs, incidents = batch(8, T0 + 10**8, INCIDENTS, events=120)
     index_documents(deployment.client, deployment.logs, docs)
-    anomaly_index = deployment.settings.anomaly_index
+    # The partition the batch's results go to, made before the cycle so it can be blocked.
+    anomaly_index = deployment.settings.partitioning.index_for(
+        deployment.settings.anomaly_index, T0 + 10**8
+    )
+    deployment.client.indices.create(index=anomaly_index)
     # A write block makes the cluster refuse every bulk item (403), as a full disk or a
     # misconfigured role would.
     deployment.client.indices.put_settings(index=anomaly_index, body={"index.blocks.write": True})
@@ -431,13 +435,16 @@ def test_ten_thousand_events_sharing_one_timestamp_cross_pages_without_loss(
     assert (state["cursor_timestamp_ms"], state["cursor_log_uuid"]) == (T0 + 10**8, "same-ts-09999")
 
 
-def test_the_anomaly_index_deleted_between_cycles_comes_back_from_its_template(
+def test_an_anomaly_partition_deleted_between_cycles_comes_back_from_its_template(
     deployment: Deployment,
 ) -> None:
     first_docs, _ = batch(12, T0 + 10**8, {"host-001": "audit_log_cleared"}, events=60)
     index_documents(deployment.client, deployment.logs, first_docs)
     deployment.cycle()
-    deployment.client.indices.delete(index=deployment.settings.anomaly_index)
+    partition = deployment.settings.partitioning.index_for(
+        deployment.settings.anomaly_index, T0 + 10**8
+    )
+    deployment.client.indices.delete(index=partition)
     start = max(int(d["_zl_timestamp"]) for d in first_docs) + 1_000
     later, incidents = batch(13, start, {"host-001": "audit_log_cleared"}, events=60)
     index_documents(deployment.client, deployment.logs, later)
@@ -447,5 +454,6 @@ def test_the_anomaly_index_deleted_between_cycles_comes_back_from_its_template(
     assert report.events_read == len(later)
     flagged = {a["log_uuid"] for a in deployment.anomalies()}
     assert set(incidents[0].log_uuids) <= flagged
-    mapping = deployment.client.indices.get_mapping(index=deployment.settings.anomaly_index)
-    assert mapping[deployment.settings.anomaly_index]["mappings"]["dynamic"] == "strict"
+    mapping = deployment.client.indices.get_mapping(index=deployment.settings.anomaly_search)
+    assert list(mapping) == [partition]
+    assert mapping[partition]["mappings"]["dynamic"] == "strict"

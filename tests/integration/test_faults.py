@@ -69,14 +69,14 @@ def cycle_through(dep: Deployment, proxy: FaultProxy, **settings: object) -> Cyc
 
 
 def _hold_first_anomaly_bulk(dep: Deployment):
-    return lambda r: Hold() if is_bulk_to(r, dep.settings.anomaly_index) else Forward()
+    return lambda r: Hold() if is_bulk_to(r, dep.settings.anomaly_search) else Forward()
 
 
 def _hold_second_anomaly_bulk(dep: Deployment):
     seen = []
 
     def rule(request: Request):
-        if is_bulk_to(request, dep.settings.anomaly_index):
+        if is_bulk_to(request, dep.settings.anomaly_search):
             seen.append(request)
             if len(seen) == 2:
                 return Hold()
@@ -287,8 +287,8 @@ def test_a_node_that_never_answers_fails_the_cycle_within_the_timeout_bound(
 def test_an_anomaly_refused_with_400_goes_to_the_dead_letter_index(deployment: Deployment) -> None:
     docs = batch(25, T0 + 10**8)
     index_documents(deployment.client, deployment.logs, docs)
-    anomalies = deployment.settings.anomaly_index
-    deployment.client.indices.delete(index=anomalies)
+    settings = deployment.settings
+    anomalies = settings.partitioning.index_for(settings.anomaly_index, T0 + 10**8)
     # A mapping conflict, as when someone changes the template by hand: host as a number.
     deployment.client.indices.create(
         index=anomalies, body={"mappings": {"properties": {"host": {"type": "long"}}}}
@@ -298,7 +298,7 @@ def test_an_anomaly_refused_with_400_goes_to_the_dead_letter_index(deployment: D
 
     expected = flagged_in_one_pass(deployment.trained, docs)
     assert report.dead_letters == len(expected) > 0
-    index = deployment.settings.dead_letter_index
+    index = deployment.settings.dead_letter_search
     deployment.client.indices.refresh(index=index)
     letters = [
         h["_source"]
@@ -328,7 +328,7 @@ def test_throttled_bulk_requests_and_items_are_retried_with_backoff(
     bulks = []
 
     def throttle(request: Request):
-        if not is_bulk_to(request, deployment.settings.anomaly_index):
+        if not is_bulk_to(request, deployment.settings.anomaly_search):
             return Forward()
         bulks.append(request)
         if len(bulks) == 1:

@@ -89,7 +89,7 @@ def assert_alert_searches_find(deployment: Deployment, incidents: list[dict]) ->
     """The searches the alert definitions run (sidecar/app/alerting.py), run on the real
     incident index as OpenSearch Alerting and Kibana would run them: every incident detected in
     the last hour at or above the band comes back, and nothing else."""
-    index = deployment.settings.incident_index
+    index = deployment.settings.incident_search
     period_end = int(time.time() * 1000)
     for band in ("medium", "high", "critical"):
         expected = {i["incident_id"] for i in incidents if i["grade"] >= band_start(band)}
@@ -123,7 +123,7 @@ def assert_each_incident_notified_once(deployment: Deployment, incidents: list[d
     assert expected, "no incident reaches the medium band: the check would prove nothing"
 
     def notices() -> ClusterNotices:
-        return ClusterNotices(deployment.client, settings.incident_index, settings.notify_index)
+        return ClusterNotices(deployment.client, settings.incident_search, settings.notify_index)
 
     config = NotifierConfig(url="", min_band="medium", first_backoff_s=0.01)
     with receiver(statuses=[503, 502]) as rx:
@@ -172,11 +172,15 @@ def test_many_small_cycles_write_the_same_incidents_as_one_and_a_redo_adds_nothi
 
 
 def test_an_older_revision_never_replaces_a_newer_one(deployment: Deployment) -> None:
-    index = deployment.settings.incident_index
-    sink = IncidentSink(deployment.client, index, refresh="true")
+    settings = deployment.settings
+    index = settings.partitioning.index_for(settings.incident_index, 0)
+    partitioning = settings.partitioning
+    sink = IncidentSink(
+        deployment.client, settings.incident_index, refresh="true", partitioning=partitioning
+    )
 
     def doc(revision: int) -> dict:
-        return {"incident_id": "inc-x", "host": "host-001", "revision": revision}
+        return {"incident_id": "inc-x", "host": "host-001", "revision": revision, "@timestamp": 0}
 
     assert sink.write([("inc-x", doc(5))]).created == 1
     late = sink.write([("inc-x", doc(3))])  # a writer that lags behind
@@ -202,13 +206,13 @@ def test_a_verdict_on_an_incident_reaches_every_member(deployment: Deployment) -
     settings = deployment.settings
 
     set_verdict(
-        deployment.client, settings.incident_index, storm["_id"], "false_positive", "ana", None
+        deployment.client, settings.incident_search, storm["_id"], "false_positive", "ana", None
     )
     set_verdict(
-        deployment.client, settings.incident_index, other["_id"], "true_positive", "ana", None
+        deployment.client, settings.incident_search, other["_id"], "true_positive", "ana", None
     )
     spread = spread_incident_verdicts(
-        deployment.client, settings.incident_index, settings.anomaly_index
+        deployment.client, settings.incident_search, settings.anomaly_search
     )
 
     members = [a for a in deployment.anomalies() if a["incident_id"] == storm["incident_id"]]
@@ -216,15 +220,17 @@ def test_a_verdict_on_an_incident_reaches_every_member(deployment: Deployment) -
     assert members and all(a["feedback"]["verdict"] == "false_positive" for a in members)
     assert all(a["feedback"]["by"] == "ana" for a in members)
     # The online update reads these as pending marks; the incidents are done.
-    pending = pending_false_positives(deployment.client, settings.anomaly_index, "deeplog")
+    pending = pending_false_positives(deployment.client, settings.anomaly_search, "deeplog")
     assert len(pending) == storm["anomaly_documents"]
     assert (
-        spread_incident_verdicts(deployment.client, settings.incident_index, settings.anomaly_index)
+        spread_incident_verdicts(
+            deployment.client, settings.incident_search, settings.anomaly_search
+        )
         == 0
     )
     # A confirmed incident confirms all its members for the retraining gate, annotated or not.
     confirmed = confirmed_incidents(
-        deployment.client, settings.anomaly_index, 0, 2 * T0, settings.incident_index
+        deployment.client, settings.anomaly_search, 0, 2 * T0, settings.incident_search
     )
     assert set(other["log_uuids"]) <= confirmed
     assert not set(storm["log_uuids"]) & confirmed

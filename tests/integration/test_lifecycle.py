@@ -185,7 +185,7 @@ def test_a_pattern_marked_false_positive_is_learned_by_the_next_cycle_and_rolled
     )
     for doc in marked[1:]:
         dep.client.update(
-            index=dep.settings.anomaly_index,
+            index=doc["_index"],
             id=doc["_id"],
             body={"doc": {"feedback": {"verdict": "false_positive"}}},
             refresh="wait_for",
@@ -259,7 +259,7 @@ def test_a_silence_marked_false_positive_is_accepted_by_the_parameter_model_s_ne
     assert found[maintenance]["reason"] == found[outage]["reason"] == "parameter"
     assert found[maintenance]["parameters"]["deviating"] == TIMING
     dep.client.update(
-        index=dep.settings.anomaly_index,
+        index=found[maintenance]["_index"],
         id=found[maintenance]["_id"],
         body={"doc": {"feedback": {"verdict": "false_positive", "note": "patching window"}}},
         refresh="wait_for",
@@ -298,7 +298,7 @@ def test_retrain_promotes_a_candidate_only_when_it_is_not_noisier_and_keeps_conf
     assert flagged
     for doc in flagged:
         dep.client.update(
-            index=dep.settings.anomaly_index,
+            index=doc["_index"],
             id=doc["_id"],
             body={"doc": {"feedback": {"verdict": "true_positive", "by": "analyst"}}},
             refresh="wait_for",

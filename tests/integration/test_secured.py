@@ -19,6 +19,7 @@ from devtools.demo.runner import index_documents
 from devtools.node import DevNode
 from devtools.security import SecurityProfile, write_ca
 from sidecar.cluster.bootstrap import install_templates
+from sidecar.cluster.partitions import partitions_of
 from sidecar.models.artifacts import ModelArtifact
 from tests.helpers import INCIDENTS, T0, TRAIN_HOSTS, flagged_in_one_pass
 from tests.integration.conftest import Deployment, make_settings
@@ -58,7 +59,12 @@ def secured(secured_node: DevNode, trained: ModelArtifact, model_dir: Path) -> D
     prefix = f"s{uuid.uuid4().hex[:10]}"
     settings = make_settings(secured_node.url, prefix, model_dir)
     install_templates(
-        admin, settings.anomaly_index, settings.state_index, settings.dead_letter_index
+        admin,
+        settings.anomaly_index,
+        settings.state_index,
+        settings.dead_letter_index,
+        incident_index=settings.incident_index,
+        partitioning=settings.partitioning,
     )
     return Deployment(settings, admin, trained, prefix)
 
@@ -93,6 +99,25 @@ def test_the_sidecar_works_with_tls_verification_and_the_least_privilege_role(
     assert orjson.loads(out)["events_read"] == len(docs)
     assert_nothing_lost(secured, docs, flagged_in_one_pass(secured.trained, docs))
     assert SIDECAR_PASSWORD not in out + err
+
+
+def test_the_least_privilege_role_drops_its_own_partitions_past_the_retention(
+    secured: Deployment, secured_node: DevNode, model_dir: Path
+) -> None:
+    docs, _ = documents_with_incidents(
+        fleet(TRAIN_HOSTS), T0 + 10**8, 60, seed=44, incidents=INCIDENTS
+    )
+    index_documents(secured.client, secured.logs, docs)
+    code, _out, err, _ = _run_once(secured, secured_node, model_dir)
+    assert code == 0, err[-3000:]
+    written = partitions_of(secured.client, secured.settings.anomaly_index)
+    assert written == [f"{secured.settings.anomaly_index}-2023.11"]
+
+    code, out, err, _ = _run_once(secured, secured_node, model_dir, SIDECAR_RETENTION_DAYS="30")
+
+    assert code == 0, err[-3000:]
+    assert written[0] in orjson.loads(out)["dropped"], err[-3000:]
+    assert partitions_of(secured.client, secured.settings.anomaly_index) == []
 
 
 def test_a_wrong_ca_stops_the_sidecar_with_a_clear_message_and_no_cursor_moves(
@@ -143,7 +168,7 @@ def test_the_sidecar_role_cannot_write_outside_its_own_indices(
     # ... while its own indices take writes, in bulk as the sidecar sends them.
     sidecar.bulk(
         body=[
-            {"create": {"_index": secured.settings.dead_letter_index, "_id": "probe"}},
+            {"create": {"_index": f"{secured.settings.dead_letter_index}-2023.11", "_id": "probe"}},
             {"anomaly_id": "probe", "status": 400},
         ]
     )

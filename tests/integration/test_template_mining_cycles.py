@@ -158,7 +158,7 @@ def test_train_and_two_processes_key_messages_alike_and_flag_an_unusual_sequence
     assert first_probe_id == probe_id
     assert tail_id(client, settings.state_index, "host-002", probe_2) == probe_id
     # The unusual sequences were flagged, under mined keys the saved state gives their messages.
-    found = anomalies(client, settings.anomaly_index)
+    found = anomalies(client, settings.anomaly_search)
     final_state = miner_state(client, settings.state_index)
     assert set(trained_state.clusters) <= set(final_state.clusters)  # no id ever lost
     for incident in incidents:
@@ -246,7 +246,7 @@ def test_raw_log_lines_are_keyed_scored_and_a_never_seen_statement_annotated(
     assert report["events_read"] == len(live) and report["mined_event_ids"] >= len(live)
     assert "missing_event_id" not in report["repaired"]
     assert report["template_mining"]["new_templates"] >= 1  # the planted statement, at least
-    found = anomalies(client, settings.anomaly_index)
+    found = anomalies(client, settings.anomaly_search)
     flagged = {a["log_uuid"] for a in found}
     assert planted["log_uuid"] in flagged
     assert all(a["event"]["id"].startswith(MINED_PREFIX) for a in found)

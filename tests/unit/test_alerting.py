@@ -73,6 +73,6 @@ def test_the_command_prints_the_definition_for_the_configured_incident_index(
     monkeypatch.setenv("SIDECAR_INCIDENT_INDEX", "prod-incidents")
     assert main(["alerting", "--product", "kibana", "--band", "critical", "--every", "15"]) == 0
     printed = orjson.loads(capsys.readouterr().out)
-    assert printed["params"]["index"] == ["prod-incidents"]
+    assert printed["params"]["index"] == ["prod-incidents*"]  # every partition
     assert printed["schedule"] == {"interval": "15m"}
     assert json.loads(printed["params"]["esQuery"])["query"]["range"]["grade"]["gte"] == 90.0

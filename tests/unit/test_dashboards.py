@@ -352,7 +352,9 @@ def test_a_rejected_import_exits_non_zero_with_the_errors(dashboards_server: str
 def test_without_a_url_the_objects_are_printed_as_ndjson(capsysbinary) -> None:
     assert cli_main(["dashboards", "--product", "kibana"]) == 0
     printed = capsysbinary.readouterr().out
-    assert printed == ndjson(saved_objects("log-anomalies", "logs-*", "kibana"))
+    # The index patterns match every partition of the results.
+    titles = ("log-anomalies*", "log-anomaly-incidents*")
+    assert printed == ndjson(saved_objects("log-anomalies", "logs-*", "kibana", titles=titles))
 
 
 def test_the_cli_uses_the_configured_incident_index(
@@ -365,5 +367,11 @@ def test_the_cli_uses_the_configured_incident_index(
     assert cli_main(["dashboards", "--product", "kibana"]) == 0
     printed = capsysbinary.readouterr().out
     assert printed == ndjson(
-        saved_objects("log-anomalies", "logs-*", "kibana", incident_index="soc-incidents")
+        saved_objects(
+            "log-anomalies",
+            "logs-*",
+            "kibana",
+            incident_index="soc-incidents",
+            titles=("log-anomalies*", "soc-incidents*"),
+        )
     )
