@@ -15,6 +15,9 @@ from sidecar.types import InputStats
 
 log = structlog.get_logger("sidecar.app.retraining")
 
+# Unreviewed incidents of this band and above are left out of retraining.
+WITHHELD_BAND = "high"
+
 
 def retrain_window(
     settings: Settings, now_ms: int, end_ms: int | None = None, days: float | None = None
@@ -39,8 +42,9 @@ def retrain_all(
     if the held-out slice's false-positive rate does not rise
     (sidecar.lifecycle.retraining.retrain).
     `progress`: a TrainingProgress (sidecar/app/progress.py) to report to."""
+    from sidecar.app.alerting import band_start
     from sidecar.app.progress import TrainingProgress
-    from sidecar.cluster.feedback import confirmed_incidents
+    from sidecar.cluster.feedback import confirmed_incidents, unreviewed_incidents
     from sidecar.lifecycle.retraining import retrain
 
     progress = progress or TrainingProgress()
@@ -51,6 +55,12 @@ def retrain_all(
     mine_training_keys(settings, streams, stats, in_cluster=True)
     confirmed = confirmed_incidents(
         client, settings.anomaly_search, start, end, settings.incident_search
+    )
+    # What was alerted on (high and critical) and not yet reviewed is not learned as normal:
+    # an ongoing attack would otherwise be learned by the next retraining. A false-positive
+    # verdict makes it learnable.
+    withheld = unreviewed_incidents(
+        client, settings.incident_search, start, end, band_start(WITHHELD_BAND)
     )
     data = {
         "source": "cluster",
@@ -70,6 +80,7 @@ def retrain_all(
             detector_options(settings),
             data,
             confirmed=confirmed,
+            withheld=withheld,
             tolerance=settings.retrain_fpr_tolerance,
             recall_tolerance=settings.retrain_recall_tolerance,
             host_group_pattern=settings.host_group_pattern or None,

@@ -26,6 +26,7 @@ __all__ = [
     "pending_false_positives",
     "mark_applied",
     "confirmed_incidents",
+    "unreviewed_incidents",
     "set_verdict",
 ]
 
@@ -87,26 +88,41 @@ def confirmed_incidents(
     those without an annotation of their own too."""
     found = _confirmed_annotations(client, index, start_ms, end_ms)
     if incident_index is not None:
-        body = {
-            "size": 10_000,
-            "_source": ["log_uuids"],
-            "query": {
-                "bool": {
-                    "filter": [
-                        {"term": {"feedback.verdict": "true_positive"}},
-                        {"range": {"last_event_at": {"gte": start_ms, "format": "epoch_millis"}}},
-                        {"range": {"first_event_at": {"lte": end_ms, "format": "epoch_millis"}}},
-                    ]
-                }
-            },
-        }
-        try:
-            hits = client.search(index=incident_index, body=body)["hits"]["hits"]
-        except NotFoundError:
-            hits = []
-        for hit in hits:
-            found.update(hit["_source"].get("log_uuids") or [])
+        verdict = {"term": {"feedback.verdict": "true_positive"}}
+        found |= _incident_members(client, incident_index, start_ms, end_ms, [verdict])
     return found
+
+
+def unreviewed_incidents(
+    client: OpenSearch, incident_index: str, start_ms: int, end_ms: int, min_grade: float
+) -> set[str]:
+    """log_uuids of the incidents in a time range graded at least `min_grade` that nobody has
+    given a verdict: what the sidecar alerted on and no one called normal."""
+    graded = {"range": {"grade": {"gte": min_grade}}}
+    unmarked = {"exists": {"field": "feedback.verdict"}}
+    return _incident_members(client, incident_index, start_ms, end_ms, [graded], [unmarked])
+
+
+def _incident_members(
+    client: OpenSearch,
+    incident_index: str,
+    start_ms: int,
+    end_ms: int,
+    filters: list[dict],
+    must_not: tuple[dict, ...] | list[dict] = (),
+) -> set[str]:
+    """The listed members of the incidents overlapping [start, end] that match `filters`."""
+    overlapping = [
+        {"range": {"last_event_at": {"gte": start_ms, "format": "epoch_millis"}}},
+        {"range": {"first_event_at": {"lte": end_ms, "format": "epoch_millis"}}},
+    ]
+    query = {"bool": {"filter": [*filters, *overlapping], "must_not": list(must_not)}}
+    body = {"size": 10_000, "_source": ["log_uuids"], "query": query}
+    try:
+        hits = client.search(index=incident_index, body=body)["hits"]["hits"]
+    except NotFoundError:
+        return set()
+    return {u for hit in hits for u in hit["_source"].get("log_uuids") or []}
 
 
 def spread_incident_verdicts(

@@ -176,15 +176,16 @@ def retrain(
     training_data: dict[str, object],
     *,
     confirmed: set[str] = frozenset(),  # type: ignore[assignment]
+    withheld: set[str] = frozenset(),  # type: ignore[assignment]
     tolerance: float = 0.0,
     recall_tolerance: float = 0.0,
     host_group_pattern: str | None = None,
     on_epoch: EpochHook | None = None,
 ) -> RetrainOutcome:
     """Train a candidate on the events before `holdout_from_ms`, minus the events analysts
-    confirmed as incidents (they are not normal behaviour to learn); score the held-out rest
-    and the confirmed incidents with the candidate and with the active version; promote the
-    candidate only if it passes `gate`."""
+    confirmed as incidents and the `withheld` ones (alerted on, not reviewed): they are not
+    normal behaviour to learn. Score the held-out rest and the confirmed incidents with the
+    candidate and with the active version; promote the candidate only if it passes `gate`."""
     train, holdout = split_streams(streams, holdout_from_ms)
     if not any(train.values()) or not any(holdout.values()):
         raise ModelError(
@@ -195,10 +196,15 @@ def retrain(
     context = {host: events[-window:] for host, events in train.items()}
     candidate = train_model(
         name,
-        without_events(train, confirmed),
+        without_events(train, confirmed | withheld),
         config,
         store,
-        {**training_data, "holdout_from_ms": holdout_from_ms, "left_out_incidents": len(confirmed)},
+        {
+            **training_data,
+            "holdout_from_ms": holdout_from_ms,
+            "left_out_incidents": len(confirmed),
+            "withheld_unreviewed": len(withheld - confirmed),
+        },
         activate=None,
         host_group_pattern=host_group_pattern,
         on_epoch=on_epoch,

@@ -20,6 +20,7 @@ from sidecar.cluster.feedback import (
     pending_false_positives,
     set_verdict,
     spread_incident_verdicts,
+    unreviewed_incidents,
 )
 from sidecar.cluster.notifications import ClusterNotices
 from sidecar.cluster.writer import IncidentSink
@@ -234,3 +235,11 @@ def test_a_verdict_on_an_incident_reaches_every_member(deployment: Deployment) -
     )
     assert set(other["log_uuids"]) <= confirmed
     assert not set(storm["log_uuids"]) & confirmed
+    # Retraining withholds only incidents nobody reviewed: both have a verdict now.
+    unreviewed = unreviewed_incidents(deployment.client, settings.incident_search, 0, 2 * T0, 0)
+    assert unreviewed == {
+        u
+        for i in incidents
+        if i["incident_id"] not in (storm["incident_id"], other["incident_id"])
+        for u in i["log_uuids"]
+    }

@@ -326,4 +326,14 @@ def test_retrain_promotes_a_candidate_only_when_it_is_not_noisier_and_keeps_conf
     assert notes["evaluation"]["candidate"] == candidate
     manifest, _blobs = store.get("deeplog", candidate["version"])
     assert manifest["training_data"]["left_out_incidents"] == len(flagged)
+    # Only unreviewed incidents of the high band and above are withheld (here the incidents
+    # are graded below it: nothing more is left out than what the analyst confirmed).
+    alerted = {
+        u
+        for i in dep.incidents()
+        if i["grade"] >= 75 and "feedback" not in i
+        for u in i["log_uuids"]
+    }
+    confirmed = {a["log_uuid"] for a in flagged}
+    assert manifest["training_data"]["withheld_unreviewed"] == len(alerted - confirmed)
     print(f"\nretrain: promoted={outcome['promoted']} ({outcome['reason']})")

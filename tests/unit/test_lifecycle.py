@@ -237,6 +237,25 @@ def test_a_candidate_that_learned_a_confirmed_incident_as_normal_is_not_promoted
     assert notes["status"] == "rejected"
     assert notes["evaluation"]["candidate"]["caught"] == learned.candidate.caught
 
+    # Retraining in the cluster also withholds the recurrences, alerted on and not reviewed:
+    # not learned as normal, they are still flagged where they recur in the held-out slice.
+    unreviewed = set().union(*occurrences[1:])
+    withheld = retrain(
+        store,
+        "deeplog",
+        config,
+        window,
+        holdout_from,
+        OPTIONS,
+        {},
+        confirmed=confirmed,
+        withheld=unreviewed,
+    )
+    assert withheld.candidate.flagged > learned.candidate.flagged
+    manifest, _blobs = store.get("deeplog", withheld.candidate.version)
+    assert manifest["training_data"]["withheld_unreviewed"] == len(unreviewed) == 115
+    assert store.active("deeplog") == good
+
     # The same incident once, confirmed: left out of training, still flagged, promoted. Two
     # trainings on slightly different data may differ by one of its five events (the
     # recall tolerance).
