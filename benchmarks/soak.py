@@ -339,9 +339,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         client = make_client(Settings(cluster_urls=[node.url], request_timeout_seconds=120))
         settings = Settings(
             cluster_urls=[node.url],
-            anomaly_index=f"{PREFIX}-anomalies*",
+            anomaly_index=f"{PREFIX}-anomalies",
             state_index=f"{PREFIX}-state",
-            incident_index=f"{PREFIX}-incidents*",
+            incident_index=f"{PREFIX}-incidents",
             dead_letter_index=f"{PREFIX}-dead-letters",
         )
         install_sidecar_templates(settings, client)
