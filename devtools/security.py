@@ -128,7 +128,8 @@ def configure_security(home: Path, config: Path, profile: SecurityProfile, java_
     with (security / "roles.yml").open("a") as roles:
         roles.write(
             f"\n{SIDECAR_ROLE}:\n"
-            '  cluster_permissions: ["indices:data/write/bulk*", "indices:data/read/mget*"]\n'
+            '  cluster_permissions: ["indices:data/write/bulk*", "indices:data/read/mget*",'
+            ' "indices:data/read/msearch*"]\n'
             "  index_permissions:\n"
             f"    - index_patterns: [{watched}]\n"
             '      allowed_actions: ["read", "indices:admin/mappings/fields/get"]\n'

@@ -111,12 +111,13 @@ class EventSource(Protocol):
         ...
 
     def events_before(
-        self, host: str, before_ms: int, count: int, stats: InputStats
-    ) -> list[LogEvent]:
-        """The host's last `count` events before `before_ms`, oldest first.
+        self, before: Mapping[str, int], count: int, stats: InputStats
+    ) -> dict[str, list[LogEvent]]:
+        """Each named host's last `count` events before its time (host -> ms), oldest first.
 
-        Seeds the context of a host seen for the first time, so its first new events are
-        judged against what it logged before instead of against padding.
+        Seeds the context of a host seen for the first time, or re-read from a late bucket, so
+        its first events are judged against what it logged before instead of against padding.
+        Asked for many hosts at once: a cycle can need it for hundreds.
         """
         ...
 

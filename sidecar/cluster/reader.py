@@ -27,6 +27,7 @@ from sidecar.cluster.queries import (
     timestamp_value,
     unreadable_query,
 )
+from sidecar.cluster.searching import HITS_PATH, multi_search, search
 from sidecar.encoding.events import (
     FieldNames,
     canonical_host,
@@ -38,40 +39,15 @@ from sidecar.errors import SourceUnavailable
 from sidecar.ports import Page
 from sidecar.types import Cursor, HostState, InputStats, LatenessPlan, LogEvent
 
-__all__ = ["ClusterSource", "check_search_response"]
+__all__ = ["ClusterSource"]
 
 log = structlog.get_logger("sidecar.cluster.reader")
 
-_SEARCH_PARAMS = {"ignore_unavailable": "true", "allow_no_indices": "true"}
-_HITS_PATH = "hits.hits._index,hits.hits._id,hits.hits._source,hits.hits.sort,timed_out,_shards"
+# Hosts whose context is fetched in one multi-search request.
+_HOSTS_PER_MSEARCH = 50
 
 # (position, hit, group) as one group's stream yields them, merged across groups by position.
 _Hit = tuple[Cursor, dict, IndexGroup]
-
-
-def check_search_response(response: dict) -> dict:
-    """The response, unless it is partial: a partial answer would move cursors past events
-    that were never returned, so timeouts and shard failures fail the cycle instead."""
-    if response.get("timed_out"):
-        raise SourceUnavailable("search timed out on the cluster; the cycle will be retried")
-    shards = response.get("_shards") or {}
-    if shards.get("failed", 0):
-        reasons = [
-            str((f.get("reason") or {}).get("type", "unknown")) for f in shards.get("failures", [])
-        ]
-        raise SourceUnavailable(
-            f"search had {shards['failed']} failed shard(s) ({', '.join(reasons) or 'no reason'}); "
-            f"the cycle will be retried"
-        )
-    # An unassigned shard (a red index) is neither failed nor successful: the answer is just
-    # as partial, and the cluster says so only through the totals.
-    answered = shards.get("successful", 0) + shards.get("skipped", 0)
-    if shards and answered < shards.get("total", 0):
-        raise SourceUnavailable(
-            f"search reached {answered} of {shards['total']} shards (unassigned shards); "
-            f"the cycle will be retried"
-        )
-    return response
 
 
 class ClusterSource:
@@ -97,15 +73,10 @@ class ClusterSource:
 
     # -- helpers ----------------------------------------------------------------------------
     def _search(self, index: str, body: dict[str, object], filter_path: str) -> dict:
-        try:
-            response = self._client.search(
-                index=index, body=body, params={**_SEARCH_PARAMS, "filter_path": filter_path}
-            )
-        except (OSConnectionError, ConnectionTimeout) as exc:
-            raise SourceUnavailable(f"cluster unreachable while searching: {exc}") from exc
-        except TransportError as exc:
-            raise SourceUnavailable(f"search failed ({exc.status_code}): {exc.error}") from exc
-        return check_search_response(response)
+        return search(self._client, index, body, filter_path)
+
+    def _msearch(self, index: str, bodies: list[dict], filter_path: str) -> list[dict]:
+        return multi_search(self._client, index, bodies, filter_path)
 
     def layout(self, stats: InputStats | None = None) -> Layout:
         """The watched indices' field layout, read afresh (mappings change between cycles)."""
@@ -180,7 +151,7 @@ class ClusterSource:
                 source_fields,
                 case_sensitive=self._case_sensitive,
             )
-            hits = (self._search(group.expression, body, _HITS_PATH).get("hits") or {}).get(
+            hits = (self._search(group.expression, body, HITS_PATH).get("hits") or {}).get(
                 "hits"
             ) or []
             for hit in hits:
@@ -301,33 +272,42 @@ class ClusterSource:
             yield Page(events, last, counts)
 
     def events_before(
-        self, host: str, before_ms: int, count: int, stats: InputStats
-    ) -> list[LogEvent]:
-        if count <= 0:
-            return []
-        found: list[tuple[Cursor, LogEvent]] = []
-        for group in self._groups():
-            body = host_page_query(
-                group.fields,
-                host,
-                None,
-                before_ms - 1,
-                None,
-                count,
-                self._names.source_fields(),
-                "desc",
-                case_sensitive=self._case_sensitive,
-            )
-            hits = (self._search(group.expression, body, _HITS_PATH).get("hits") or {}).get(
-                "hits"
-            ) or []
-            for hit in hits:
-                position = self._position(hit["sort"], group.fields)
-                event = self._event(hit, group.fields, host, stats)
-                if position is not None and event is not None:
-                    found.append((position, event))
-        found.sort(key=lambda item: item[0])
-        return [event for _, event in found[-count:]]
+        self, before: Mapping[str, int], count: int, stats: InputStats
+    ) -> dict[str, list[LogEvent]]:
+        found: dict[str, list[tuple[Cursor, LogEvent]]] = {host: [] for host in before}
+        hosts = list(before) if count > 0 else []
+        for group in self._groups() if hosts else ():
+            # One round trip per chunk of hosts: a cycle after an outage, or with late
+            # documents on many hosts, needs hundreds of these, and one search each made the
+            # cycle wait on the cluster's latency hundreds of times.
+            for start in range(0, len(hosts), _HOSTS_PER_MSEARCH):
+                chunk = hosts[start : start + _HOSTS_PER_MSEARCH]
+                bodies = [
+                    host_page_query(
+                        group.fields,
+                        host,
+                        None,
+                        before[host] - 1,
+                        None,
+                        count,
+                        self._names.source_fields(),
+                        "desc",
+                        case_sensitive=self._case_sensitive,
+                    )
+                    for host in chunk
+                ]
+                answers = self._msearch(group.expression, bodies, HITS_PATH)
+                for host, answer in zip(chunk, answers, strict=True):
+                    for hit in (answer.get("hits") or {}).get("hits") or []:
+                        position = self._position(hit["sort"], group.fields)
+                        event = self._event(hit, group.fields, host, stats)
+                        if position is not None and event is not None:
+                            found[host].append((position, event))
+        earlier: dict[str, list[LogEvent]] = {}
+        for host, items in found.items():
+            items.sort(key=lambda item: item[0])
+            earlier[host] = [event for _, event in items[-count:]] if count > 0 else []
+        return earlier
 
     def late_buckets(
         self, states: Mapping[str, HostState], plan: LatenessPlan

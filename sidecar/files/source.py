@@ -120,10 +120,13 @@ class FileSource:
             yield Page(chunk, chunk[-1].position)
 
     def events_before(
-        self, host: str, before_ms: int, count: int, stats: InputStats
-    ) -> list[LogEvent]:
-        earlier = [e for e in self._by_host.get(host, []) if e.timestamp_ms < before_ms]
-        return earlier[-count:] if count else []
+        self, before: Mapping[str, int], count: int, stats: InputStats
+    ) -> dict[str, list[LogEvent]]:
+        found: dict[str, list[LogEvent]] = {}
+        for host, before_ms in before.items():
+            earlier = [e for e in self._by_host.get(host, []) if e.timestamp_ms < before_ms]
+            found[host] = earlier[-count:] if count else []
+        return found
 
     def late_buckets(
         self, states: Mapping[str, HostState], plan: LatenessPlan

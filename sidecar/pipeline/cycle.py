@@ -211,15 +211,20 @@ def _run(cycle: _Cycle, stop: threading.Event | None) -> None:
         upper_bound_ms=report.upper_bound_ms,
     )
 
+    # What hosts seen for the first time logged before the lookback, as their context.
+    new_hosts = [host for host in hosts if host not in cycle.states]
+    before_lookback = (
+        source.events_before(dict.fromkeys(new_hosts, new_host_from), cycle.tail_size, report.input)
+        if new_host_from is not None and new_hosts
+        else {}
+    )
     batch = _Batch()
     for host in hosts:
         state = cycle.states.get(host)
         if state is None:
             state = HostState(host)
             if new_host_from is not None:
-                earlier = cycle.labelled(
-                    source.events_before(host, new_host_from, cycle.tail_size, report.input)
-                )
+                earlier = cycle.labelled(before_lookback.get(host, []))
                 state = HostState(host, None, tuple(e.as_context() for e in earlier))
             cycle.states[host] = state
             from_ms[host] = new_host_from
@@ -253,15 +258,20 @@ def _rewind_late_hosts(cycle: _Cycle) -> dict[str, int]:
         return {}
     plan = LatenessPlan(plan.floor_ms, plan.bucket_ms, through)
     rewinds: dict[str, int] = {}
-    for host, (bucket, extra) in sorted(cycle.source.late_buckets(cycle.states, plan).items()):
+    late = {
+        host: (bucket, extra)
+        for host, (bucket, extra) in sorted(cycle.source.late_buckets(cycle.states, plan).items())
+        if cycle.options.shard.owns(host)
+        and (cursor := cycle.states[host].cursor) is not None
+        # A bucket after the cursor holds nothing read yet: the normal read gets it.
+        and bucket <= cursor.timestamp_ms
+    }
+    before_late = cycle.source.events_before(
+        {host: bucket for host, (bucket, _) in late.items()}, cycle.tail_size, cycle.report.input
+    )
+    for host, (bucket, extra) in late.items():
         state = cycle.states[host]
-        if not cycle.options.shard.owns(host) or state.cursor is None:
-            continue
-        if bucket > state.cursor.timestamp_ms:
-            continue  # after the cursor: the normal read gets them
-        earlier = cycle.labelled(
-            cycle.source.events_before(host, bucket, cycle.tail_size, cycle.report.input)
-        )
+        earlier = cycle.labelled(before_late.get(host, []))
         cycle.rewound_from[host] = state.cursor
         cycle.states[host] = state.rewound(tuple(e.as_context() for e in earlier), bucket)
         cycle.report.late_documents += extra

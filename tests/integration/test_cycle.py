@@ -14,7 +14,9 @@ import pytest
 from devtools.demo.generator import documents_with_incidents, fleet
 from devtools.demo.runner import index_documents
 from sidecar.app.main import main as cli_main
+from sidecar.cluster.reader import ClusterSource
 from sidecar.errors import WriteError
+from sidecar.types import InputStats
 from tests.helpers import INCIDENTS, T0, TRAIN_HOSTS, flagged_in_one_pass, read_jsonl, write_jsonl
 from tests.integration.conftest import Deployment
 from tests.integration.support import (
@@ -290,11 +292,13 @@ def run_scheduled_service(deployment: Deployment, model_dir: Path, rx: Receiver)
         # Every host read and checkpointed, and at least one more (empty) cycle after it;
         # every incident notified.
         wait_for(
-            lambda: len(deployment.states()) == TRAIN_HOSTS
-            and successful_cycles(port) >= 2
-            and sorted(r.body["incident_id"] for r in rx.accepted())
-            == notifiable_incidents(deployment)
-            and successful_cycles(port, NOTIFIED) == len(rx.accepted()),
+            lambda: (
+                len(deployment.states()) == TRAIN_HOSTS
+                and successful_cycles(port) >= 2
+                and sorted(r.body["incident_id"] for r in rx.accepted())
+                == notifiable_incidents(deployment)
+                and successful_cycles(port, NOTIFIED) == len(rx.accepted())
+            ),
             120,
             "every host's state, two successful cycles on /metrics, every incident notified",
             interval_s=0.5,
@@ -457,3 +461,29 @@ def test_an_anomaly_partition_deleted_between_cycles_comes_back_from_its_templat
     mapping = deployment.client.indices.get_mapping(index=deployment.settings.anomaly_search)
     assert list(mapping) == [partition]
     assert mapping[partition]["mappings"]["dynamic"] == "strict"
+
+
+def test_context_for_many_hosts_comes_back_per_host_in_order(deployment: Deployment) -> None:
+    # More hosts than one multi-search request carries (50).
+    docs, _ = documents_with_incidents(fleet(60), T0 + 10**8, 80, seed=12, incidents={})
+    index_documents(deployment.client, deployment.logs, docs)
+    by_host: dict[str, list[dict]] = {}
+    for d in sorted(docs, key=lambda d: (int(str(d["_zl_timestamp"])), str(d["log_uuid"]))):
+        by_host.setdefault(str(d["HOSTNAME"]), []).append(d)
+    hosts = sorted(by_host)
+    # Each host asked for a different moment.
+    before = {h: int(str(by_host[h][40 + i % 20]["_zl_timestamp"])) for i, h in enumerate(hosts)}
+    before["host-that-never-logged"] = T0 + 10**9
+    settings = deployment.settings
+    source = ClusterSource(deployment.client, settings.watched_indices, settings.fields)
+
+    earlier = source.events_before(before, 7, InputStats())
+
+    assert set(earlier) == set(before)
+    assert earlier["host-that-never-logged"] == []
+    for host in hosts:
+        expected = [
+            str(d["log_uuid"]) for d in by_host[host] if int(str(d["_zl_timestamp"])) < before[host]
+        ][-7:]
+        assert [e.log_uuid for e in earlier[host]] == expected
+        assert len(expected) == 7

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.cluster.reader import check_search_response
+from sidecar.cluster.searching import check_search_response
 from sidecar.errors import SourceUnavailable
 
 
