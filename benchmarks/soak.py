@@ -249,10 +249,11 @@ def print_row(row: dict[str, object]) -> None:
     )
 
 
-def train_initial(client, args: argparse.Namespace, env: dict) -> dict[str, object]:
-    """Index --history-minutes of normal traffic before now and train the model set on it with
-    the product's own `train` command (the settings the service gets), so the service starts
-    with trained models and the scheduled retraining has a window to read from."""
+def train_initial(client, args: argparse.Namespace, env: dict, writer: Writer) -> dict[str, object]:
+    """Index --history-minutes of normal traffic before now, start the writer where it ends
+    (a gap in every host's stream would be a silence to flag), and train the model set on the
+    history with the product's own `train` command (the settings the service gets), so the
+    service starts with trained models and the scheduled retraining has a window to read."""
     client.indices.create(index=f"{PREFIX}-logs", body=MAPPING)
     # MAPPING turns refresh off for bulk loading; a live index refreshes every second.
     client.indices.put_settings(index=f"{PREFIX}-logs", body={"index.refresh_interval": "1s"})
@@ -264,6 +265,7 @@ def train_initial(client, args: argparse.Namespace, env: dict) -> dict[str, obje
     docs = [d for d in docs if int(str(d["_zl_timestamp"])) < now]
     bulk(client, ({"_index": f"{PREFIX}-logs", "_source": d} for d in docs), chunk_size=5_000)
     client.indices.refresh(index=f"{PREFIX}-logs")
+    writer.start()
     started = time.perf_counter()
     # The history ends now: the training window (TRAIN_DAYS) must reach back over all of it.
     train_env = {**env, "SIDECAR_TRAIN_DAYS": f"{(args.history_minutes + 1) / 1440:.6f}"}
@@ -289,6 +291,14 @@ def check(checks: list[dict], name: str, ok: bool, detail: str) -> None:
     print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}", flush=True)
 
 
+def behind_hosts(client) -> list[str]:
+    """Hosts whose saved cursor is not at their newest document."""
+    client.indices.refresh(index=f"{PREFIX}-logs")
+    newest = newest_per_host(client, f"{PREFIX}-logs")
+    at = cursors(client, f"{PREFIX}-state")
+    return [h for h, pos in newest.items() if at.get(h) != pos]
+
+
 def verify(client, args, rows, writer: Writer, history: int, final) -> list[dict]:
     checks: list[dict] = []
     warm = [r for r in rows if r["minute"] >= args.warmup_minutes]
@@ -304,11 +314,8 @@ def verify(client, args, rows, writer: Writer, history: int, final) -> list[dict
         fds = warm[-1]["fds"] - warm[0]["fds"]
         check(checks, "memory", rss < args.rss_growth_mib, f"RSS {rss:+.1f} MiB after warm-up")
         check(checks, "file descriptors", fds < 16, f"{fds:+d} after warm-up")
-    client.indices.refresh(index=f"{PREFIX}-logs")
-    newest = newest_per_host(client, f"{PREFIX}-logs")
-    at = cursors(client, f"{PREFIX}-state")
-    behind = [h for h, pos in newest.items() if at.get(h) != pos]
-    check(checks, "cursors", not behind, f"{len(behind)} of {len(newest)} hosts behind")
+    behind = behind_hosts(client)
+    check(checks, "cursors", not behind, f"{len(behind)} of {args.hosts} hosts behind")
     total = writer.written + history
     read = final.get(("sidecar_events_read_total", ""), 0)
     # Late documents make their host be re-read from the late bucket on (docs/reliability.md),
@@ -381,11 +388,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             SIDECAR_LOG_FORMAT="json",
             SIDECAR_LOG_LEVEL="WARNING",
         )
-        trained = train_initial(client, args, env)
+        writer = Writer(client, args)
+        trained = train_initial(client, args, env, writer)
         print(f"OpenSearch at {node.url}; initial models {trained}", flush=True)
         log_path = workdir / "sidecar.log"
-        writer = Writer(client, args)
-        writer.start()
+        # The sidecar reads from where the writer started (and a few seconds of history).
+        lookback = int(time.time() - writer.started_ms / 1000) + 5
+        env["SIDECAR_INITIAL_LOOKBACK_SECONDS"] = str(lookback)
         process = subprocess.Popen(
             [sys.executable, "-m", "sidecar", "run"],
             cwd=ROOT,
@@ -415,17 +424,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 next_mark += args.mark_every
         writer.stop.set()
         writer.join(timeout=30)
-        # The sidecar starts at the live stream (30 s lookback): the history is not read.
+        # The sidecar starts where the writer did: the history is for training (the few
+        # seconds of it the lookback reaches are read too, which the check allows).
         history = 0
-        # Caught up: every document written has been read (late ones included).
+        # Caught up: every host's cursor at its newest document. (The count of events read is
+        # no sign of it: re-reads after late documents push it past what was written early.)
         deadline = time.time() + 10 * args.interval + 120
-        final = metrics(port)
-        while final.get(("sidecar_events_read_total", ""), 0) < writer.written + history:
-            if time.time() > deadline:
-                break
+        while behind_hosts(client) and time.time() < deadline:
             time.sleep(args.interval)
-            final = metrics(port)
-        time.sleep(2 * args.interval)  # one more cycle saves the last cursors
         final = metrics(port)
         checks = verify(client, args, rows, writer, history, final)
         process.send_signal(signal.SIGTERM)
