@@ -275,6 +275,32 @@ def embedded_verdicts(
     return {orjson.loads(line)["host"] for line in out.read_bytes().splitlines() if line}
 
 
+def lowest_p_values(detector: NextKeyDetector, streams: dict[str, list[LogEvent]]) -> np.ndarray:
+    """Each session's lowest calibrated p-value (0 for an unseen key or a count burst)."""
+    w, t, owners = session_windows(
+        lambda stream: detector.encode(stream)[0], streams, detector.window_size
+    )
+    scores = score_next_keys(detector.model, w, t, 1, batch_size=detector.batch_size)
+    bursts = np.zeros(len(t), dtype=bool)
+    if detector.count_limits is not None:
+        bursts = count_bursts(w, t, detector.count_limits) & (t != UNKNOWN)
+    p = detector.calibration.p_values(t, scores.probability, bursts)  # type: ignore[union-attr]
+    lowest = np.ones(len(streams))
+    np.minimum.at(lowest, owners, np.where(t == UNKNOWN, 0.0, p))
+    return lowest
+
+
+def hindsight(lowest: np.ndarray, is_abnormal: np.ndarray) -> dict[str, float]:
+    """Recall with the p-value cut chosen on these very sessions so that at most k normal
+    sessions are flagged (k = 0, 1): how far the calibrated scores themselves separate the two
+    sets, apart from where the budget puts the threshold. Not a figure the product reaches."""
+    normal = np.sort(lowest[~is_abnormal])
+    return {
+        f"recall_at_{k}_false_positives": round(float((lowest[is_abnormal] < normal[k]).mean()), 5)
+        for k in (0, 1)
+    }
+
+
 def shipped(model: str, train, dev, is_abnormal: np.ndarray, workdir: Path) -> dict[str, object]:
     """The product as shipped: `train`'s configuration and stopping rule from the default
     settings, and the detector `run` builds from them (calibrated verdicts, default budget)."""
@@ -304,6 +330,7 @@ def shipped(model: str, train, dev, is_abnormal: np.ndarray, workdir: Path) -> d
         "epochs_run": artifact.manifest["training"]["epochs_run"],
         "train_seconds": round(train_s, 2),
         **rates(flags, is_abnormal),
+        "hindsight": hindsight(lowest_p_values(detector, dev), is_abnormal),
     }
 
 
@@ -388,7 +415,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 f"{model} as shipped (default settings, {row['settings']}, stopped after "
                 f"{row['epochs_run']} epochs, threshold p <= {row['threshold']:.2e}): "
                 f"FPR {row['fpr']:.3%} ({row['false_positive_sessions']} of {len(normal)}), "
-                f"recall {row['recall']:.2%}"
+                f"recall {row['recall']:.2%}; with the cut chosen in hindsight on these "
+                f"sessions: recall {row['hindsight']['recall_at_0_false_positives']:.2%} at 0, "
+                f"{row['hindsight']['recall_at_1_false_positives']:.2%} at 1 false-positive "
+                "session"
             )
     for model in args.models:
         started = time.perf_counter()
@@ -582,6 +612,35 @@ def evaluate_count_model(
     return summary
 
 
+def shipped_markdown(shipped: dict[str, dict], data: dict[str, int]) -> list[str]:
+    """The product as shipped: default settings, `train`'s stop rule, calibrated verdicts."""
+    if not shipped:
+        return []
+    lines = [
+        "## As shipped (default settings)",
+        "",
+        "Each next-key model trained and scored as `train` and `run` do with the default "
+        "settings: the calibrated verdict at the default false-alarm budget, `train`'s stop rule. "
+        "Hindsight: recall when the p-value cut is chosen on these very sessions so that at most "
+        "0 or 1 normal sessions are flagged; it shows how far the calibrated scores separate the "
+        "two sets, apart from where the budget puts the threshold (not a figure the product "
+        "reaches).",
+        "",
+        "| model | FPR (dev normal) | recall (dev abnormal) | threshold (p) | epochs | "
+        "hindsight recall, 0 FP | hindsight recall, 1 FP |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, row in shipped.items():
+        h = row.get("hindsight") or {}
+        lines.append(
+            f"| {name} | {row['fpr']:.3%} ({row['false_positive_sessions']} of "
+            f"{data['dev_normal_sessions']}) | {row['recall']:.3%} | {row['threshold']:.2e} | "
+            f"{row['epochs_run']} | {h.get('recall_at_0_false_positives', float('nan')):.3%} | "
+            f"{h.get('recall_at_1_false_positives', float('nan')):.3%} |"
+        )
+    return [*lines, ""]
+
+
 def markdown(results: dict[str, object]) -> str:
     s = results["settings"]
     lines = [
@@ -595,6 +654,9 @@ def markdown(results: dict[str, object]) -> str:
         f"{s['session_end_event']}, "
         f"{s['torch_threads']} torch threads, {s.get('cpus')} CPUs. Precision and F1 are projected onto the DeepLog paper's "
         f"test balance ({PAPER_NORMAL:,} normal / {PAPER_ABNORMAL:,} abnormal sessions).",
+        "",
+        *shipped_markdown(results.get("shipped") or {}, results["data"]),
+        "## The papers' rule, at the benchmark's g and floor (not the defaults)",
         "",
         "The load column is the machine's 1-minute load average when the model was done: with "
         "more runnable processes than CPUs, times include waiting for a CPU (the development "
