@@ -15,7 +15,7 @@ from sidecar.app.retraining import retrain_all
 from sidecar.app.settings import Settings
 from sidecar.app.training_data import cluster_training_streams, mine_training_keys
 from sidecar.app.wiring import (
-    active_detectors,
+    active_models,
     install_sidecar_templates,
     model_config,
     model_store,
@@ -188,7 +188,8 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     from sidecar.files.source import FileSource
     from sidecar.pipeline.cycle import CycleOptions, run_cycle
 
-    detectors = active_detectors(settings)
+    models = active_models(settings)
+    detectors = models.detectors
     stats = InputStats()
     source = FileSource.from_file(
         Path(args.from_file),
@@ -206,7 +207,10 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
         # Starts from the state training saved; what this file teaches it is not kept.
         seeded = MemoryMinerStore.seeded_from(settings.model_dir / MINER_STATE_FILE)
         keys = TemplateLabeller(
-            settings.template_mining, seeded, max_clusters=settings.template_max_clusters
+            settings.template_mining,
+            seeded,
+            max_clusters=settings.template_max_clusters,
+            known=models.known_event_ids(),
         )
     sink = JsonlSink.open(Path(args.to_file))
     # Incidents are formed either way, so the anomaly file holds what the cluster mode would

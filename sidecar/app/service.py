@@ -26,7 +26,11 @@ from sidecar.types import CycleReport
 log = structlog.get_logger("sidecar.app.service")
 
 
-def cluster_cycle(settings: Settings, client, detectors, stop: threading.Event) -> CycleReport:
+def cluster_cycle(
+    settings: Settings, client, detectors, stop: threading.Event, known=frozenset()
+) -> CycleReport:
+    """One cycle against the cluster; `known`: the event ids the detectors' models know (see
+    sidecar.templates.keys.TemplateLabeller)."""
     from sidecar.cluster.checkpoints import ClusterCheckpoints
     from sidecar.cluster.writer import ClusterSink, IncidentSink
     from sidecar.pipeline.cycle import run_cycle
@@ -45,7 +49,7 @@ def cluster_cycle(settings: Settings, client, detectors, stop: threading.Event) 
         now_ms=int(time.time() * 1000),
         options=cycle_options(settings),
         stop=stop,
-        keys=event_keys(settings, client),
+        keys=event_keys(settings, client, known),
         incidents=IncidentSink(
             client,
             settings.incident_index,
@@ -67,7 +71,7 @@ def guarded_cycle(
             metrics.model_info.clear()
             for name, version in models.versions().items():
                 metrics.model_info.labels(name, version).set(1)
-        report = cluster_cycle(settings, client, models.detectors, stop)
+        report = cluster_cycle(settings, client, models.detectors, stop, models.known_event_ids())
     except SidecarError as exc:
         log.error("cycle_failed", kind=type(exc).__name__, error=str(exc))
         metrics.record_failure(type(exc).__name__, time.perf_counter() - started)
@@ -101,7 +105,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     models = active_models(settings, client)
     if args.once:
         maintain_models(settings, client, models)
-        report = cluster_cycle(settings, client, models.detectors, threading.Event())
+        report = cluster_cycle(
+            settings, client, models.detectors, threading.Event(), models.known_event_ids()
+        )
         dropped = RetentionKeeper(settings, client)()
         print(dumps({**report.summary(), "models": models.versions(), "dropped": dropped}))
         return 0

@@ -56,11 +56,6 @@ def detector_options(settings: Settings):  # -> DetectorOptions
     )
 
 
-def active_detectors(settings: Settings, store=None):  # -> list[Detector]
-    """The detectors of the active versions (see sidecar.lifecycle.retraining.ActiveModels)."""
-    return active_models(settings, store=store).detectors
-
-
 def training_choices(settings: Settings):  # -> TrainingChoices
     from sidecar.models.base import TrainingChoices
 
@@ -115,10 +110,11 @@ def cluster_source(settings: Settings, client):  # -> ClusterSource
     )
 
 
-def event_keys(settings: Settings, client=None):  # -> TemplateLabeller | None
+def event_keys(settings: Settings, client=None, known=frozenset()):  # -> TemplateLabeller | None
     """Template mining as SIDECAR_TEMPLATE_MINING says (None when off), its state in the state
     index with a client, else in SIDECAR_MODEL_DIR. A fresh one per cycle: it loads the
-    shared state when first needed, and a failed cycle's learning is dropped with it."""
+    shared state when first needed, and a failed cycle's learning is dropped with it.
+    `known`: the event ids the scoring models know (see TemplateLabeller)."""
     if settings.template_mining == "off":
         return None
     from sidecar.templates.keys import TemplateLabeller
@@ -130,6 +126,7 @@ def event_keys(settings: Settings, client=None):  # -> TemplateLabeller | None
             settings.template_mining,
             ClusterMinerStore(client, settings.state_index),
             max_clusters=settings.template_max_clusters,
+            known=known,
         )
     from sidecar.files.minerstate import MINER_STATE_FILE, FileMinerStore
 
@@ -137,6 +134,7 @@ def event_keys(settings: Settings, client=None):  # -> TemplateLabeller | None
         settings.template_mining,
         FileMinerStore(settings.model_dir / MINER_STATE_FILE),
         max_clusters=settings.template_max_clusters,
+        known=known,
     )
 
 

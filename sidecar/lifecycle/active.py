@@ -70,6 +70,15 @@ class ActiveModels:
     def detectors(self) -> list[Detector]:
         return [self._detectors[name] for name in self.names if name in self._detectors]
 
+    def known_event_ids(self) -> frozenset[str]:
+        """Every EVENTID (logged or mined) some active model was trained on."""
+        return frozenset(
+            key[0]
+            for artifact in self.artifacts.values()
+            for key in map(artifact.vocabulary.key_of, range(artifact.vocabulary.size))
+            if key is not None
+        )
+
     def versions(self) -> dict[str, str]:
         return {name: artifact.version for name, artifact in self.artifacts.items()}
 

@@ -8,7 +8,7 @@ training, every cycle, every replica (see docs/template-mining.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Literal
 
@@ -91,6 +91,13 @@ class TemplateLabeller:
 
     One labeller per cycle: what it learns in a cycle that then fails is never saved, and the
     redo starts again from the saved state, so it hands out the same ids.
+
+    `known`: the mined ids the scoring models were trained on. When a template the models know
+    is merged with one learned since (a new variant showed that a place varies) and the
+    merged template's id is one they do not know, its events keep the known id: otherwise
+    every familiar message of that statement would become an unseen key to them at once (a
+    flood, measured on real HDFS lines: 2,481 annotations on 655 normal blocks from a handful
+    of variants), while what is new in the variant is the content detector's to judge.
     """
 
     def __init__(
@@ -99,8 +106,13 @@ class TemplateLabeller:
         store: MinerStore,
         new_miner: Callable[[], TemplateMiner] = TemplateMiner,
         max_clusters: int = DEFAULT_MAX_CLUSTERS,
+        known: Collection[str] = frozenset(),
     ) -> None:
         self.mode = mode
+        self._known = frozenset(known)
+        # survivor -> the ids merged into it, built when the aliases last changed (they only grow)
+        self._absorbed: dict[str, list[str]] = {}
+        self._absorbed_at = -1
         self._store = store
         self._new_miner = new_miner
         self._max_clusters = max_clusters
@@ -132,7 +144,7 @@ class TemplateLabeller:
                 miner = self.miner
                 known, overflowed = len(miner.clusters), miner.overflowed
             cluster = miner.add(event.message)  # type: ignore[arg-type]
-            labelled.append(replace(event, event_id=mined_event_id(cluster.id)))
+            labelled.append(replace(event, event_id=self._key(cluster.id)))
             mined += 1
             mining.rare_template_events += cluster.size < RARE_TEMPLATE_SIZE
         if miner is None:
@@ -163,11 +175,30 @@ class TemplateLabeller:
         out = []
         for event in events:
             if event.event_id.startswith(MINED_PREFIX):
-                now = mined_event_id(miner.resolve(event.event_id[len(MINED_PREFIX) :]))
+                now = self._key(miner.resolve(event.event_id[len(MINED_PREFIX) :]))
                 if now != event.event_id:
                     event = replace(event, event_id=now)
             out.append(event)
         return out
+
+    def _key(self, cluster_id: str) -> str:
+        """The mined id of a template: its own, or, when the models do not know it, the
+        least id merged into it that they do know."""
+        key = mined_event_id(cluster_id)
+        if not self._known or key in self._known or not self.miner.aliases:
+            return key
+        aliases = self.miner.aliases
+        if self._absorbed_at != len(aliases):
+            absorbed: dict[str, list[str]] = {}
+            for alias in aliases:
+                absorbed.setdefault(self.miner.resolve(alias), []).append(alias)
+            self._absorbed, self._absorbed_at = absorbed, len(aliases)
+        known = sorted(
+            mined
+            for alias in self._absorbed.get(cluster_id, ())
+            if (mined := mined_event_id(alias)) in self._known
+        )
+        return known[0] if known else key
 
     def describe(self, message: str) -> MinedEvent | None:
         """The mined key of `message`, its template text and its values with their classes

@@ -230,6 +230,31 @@ def test_training_keys_events_by_the_template_their_template_was_merged_into() -
     assert {e.event_id for e in final} == {mined_event_id(i) for i in labeller.miner.clusters}
 
 
+def test_a_statement_the_models_know_keeps_its_id_when_new_variants_merge_it_away() -> None:
+    trained = TemplateLabeller("auto", MemoryMinerStore())
+    nightly = "worker alpha started the nightly job"
+    (known,) = {
+        e.event_id for e in trained.label([event("t", message=nightly)], InputStats()).events
+    }
+    # Scoring: four new workers show the place varies; the merged template's id is the
+    # least of the five, not the one the models were trained on.
+    variants = [
+        event(w, message=f"worker {w} started the nightly job")
+        for w in ("beta", "gamma", "delta", "epsilon")
+    ]
+    again = event("again", message=nightly)
+    saved = trained.miner.to_json()
+    plain = TemplateLabeller("auto", MemoryMinerStore(saved))
+    aware = TemplateLabeller("auto", MemoryMinerStore(saved), known={known})
+
+    unaware_ids = {e.event_id for e in plain.label([*variants, again], InputStats()).events}
+    aware_ids = {e.event_id for e in aware.label([*variants, again], InputStats()).events}
+
+    assert unaware_ids == {"T-0bf5249f59fb"} != {known}, "the scenario: the merge re-keys"
+    assert aware_ids == {known} == {"T-d2f35135b8c6"}
+    assert aware.final_ids([event("x", known)]) == [event("x", known)]
+
+
 def test_describe_gives_an_event_s_template_and_values() -> None:
     labeller = TemplateLabeller("auto", MemoryMinerStore())
     labeller.label([event("a"), event("b", message=LOGON_AGAIN)], InputStats())
