@@ -1,5 +1,9 @@
 """Scoring throughput: the product's batched, deduplicated path against a naive per-window loop.
 
+The content detector (SIDECAR_MODELS=...,content) is measured on the fleet workload, whose
+events carry messages: batched (every event of a template and text shape scored once) against
+the same detector called once per event; the share of distinct rows is printed beside it.
+
 The naive loop is how the reference implementations score: one forward pass per window,
 batch 1, then "is the observed key among the top g". Both run the same trained model in the
 same process on the same events, one after the other, so the ratio holds on a noisy machine;
@@ -34,7 +38,8 @@ from sidecar.encoding.events import FieldNames, parse_event
 from sidecar.encoding.vocabulary import UNKNOWN
 from sidecar.encoding.windows import windows_with_targets
 from sidecar.lifecycle.training import group_by_host, train_model
-from sidecar.models.catalog import kind_of
+from sidecar.models.catalog import DetectorOptions, kind_of
+from sidecar.models.content.detector import ContentDetector
 from sidecar.models.nextkey.build import build_detector
 from sidecar.models.nextkey.core import count_bursts
 from sidecar.models.nextkey.detector import NextKeyDetector
@@ -72,6 +77,46 @@ def naive_flags(detector: NextKeyDetector, streams: dict[str, list[LogEvent]]) -
 def batched_flags(detector: NextKeyDetector, streams: dict[str, list[LogEvent]]) -> set[str]:
     batch = detector.detect([HostSequence(h, (), s) for h, s in streams.items()])
     return {d.event.log_uuid for d in batch.detections}
+
+
+def naive_content_flags(detector: ContentDetector, streams: dict[str, list[LogEvent]]) -> set[str]:
+    """log_uuids flagged by calling the detector once per event."""
+    flagged: set[str] = set()
+    for host, stream in streams.items():
+        for event in stream:
+            batch = detector.detect([HostSequence(host, (), [event])])
+            flagged.update(d.event.log_uuid for d in batch.detections)
+    return flagged
+
+
+def content_row(
+    train: dict[str, list[LogEvent]], score: dict[str, list[LogEvent]], workdir: Path, naive: int
+) -> dict[str, object]:
+    config = kind_of("content").config_type(seed=SEED)
+    artifact = train_model("content", train, config, workdir, {})
+    build = lambda: kind_of("content").detector(artifact, DetectorOptions())  # noqa: E731
+    subset = first_events(score, naive)
+    slow, slow_s = timed(naive_content_flags, build(), subset)
+    batched_flags(build(), first_events(score, 1_000))
+    runs = []
+    for _ in range(3):
+        detector = build()
+        runs.append((*timed(batched_flags, detector, score), detector))
+    (fast, _, detector), fast_s = runs[0], min(t for _, t, _ in runs)
+    in_subset = {e.log_uuid for stream in subset.values() for e in stream}
+    assert fast & in_subset == slow, "content: batched and per-event verdicts differ"
+    events = events_of(score)
+    return {
+        "events": events,
+        "naive_events": events_of(subset),
+        "naive_events_per_s": round(events_of(subset) / slow_s),
+        "batched_events_per_s_all": round(events / fast_s),
+        "speedup": round((events / fast_s) / (events_of(subset) / slow_s), 1),
+        "distinct_rows": detector.distinct_rows,
+        "distinct_share": round(detector.distinct_rows / max(detector.judged_events, 1), 4),
+        "flagged_all": len(fast),
+        "verdicts_identical_on_naive_events": True,
+    }
 
 
 def first_events(streams: dict[str, list[LogEvent]], limit: int) -> dict[str, list[LogEvent]]:
@@ -127,8 +172,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     results: dict[str, object] = {"threads": torch.get_num_threads(), "workloads": {}}
     workdir = Path(tempfile.mkdtemp(prefix="scoring-bench-"))
     for name, (train, score) in workloads(args).items():
-        per_model = {}
-        for model in MODELS:
+        per_model: dict[str, object] = {}
+        for model in filter(None, args.models.split(",")):
             config = replace(
                 kind_of(model).config_type(), epochs=args.epochs, batch_size=512, seed=SEED
             )
@@ -169,6 +214,17 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 f"{row['batched_events_per_s_all']:,} ev/s",
                 flush=True,
             )
+        if name.startswith("fleet"):
+            row = content_row(train, score, workdir / f"{name}-content", args.content_naive_events)
+            per_model["content"] = row
+            print(
+                f"{name:>18} {'content':<10} per event {row['naive_events_per_s']:>8,} ev/s on "
+                f"{row['naive_events']:,} events | batched {row['batched_events_per_s_all']:,} "
+                f"ev/s on {row['events']:,} = {row['speedup']}x, identical verdicts | distinct "
+                f"(template, shape) rows {row['distinct_rows']:,} = {row['distinct_share']:.1%} "
+                f"of events | flagged {row['flagged_all']}",
+                flush=True,
+            )
         results["workloads"][name] = per_model  # type: ignore[index]
     return results
 
@@ -177,11 +233,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--hosts", type=int, default=500)
+    parser.add_argument("--models", default=",".join(MODELS), help="next-key models to measure")
     parser.add_argument(
         "--naive-events",
         type=int,
         default=0,
         help="score only the first N events naively (default: all)",
+    )
+    parser.add_argument(
+        "--content-naive-events",
+        type=int,
+        default=5_000,
+        help="events the content detector scores one call each (the rest only batched)",
     )
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)

@@ -6,7 +6,18 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple
+
+# What a detection says about why (re-exported: every layer names them from here).
+from sidecar.evidence import (
+    ContentDeviation,
+    ExpectedKey,
+    NextStep,
+    ParameterDeviation,
+    ParameterValue,
+    TemplateMatch,
+    UnusualToken,
+    WorkflowSummary,
+)
 
 __all__ = [
     "now_iso",
@@ -26,6 +37,8 @@ __all__ = [
     "WorkflowSummary",
     "ParameterValue",
     "ParameterDeviation",
+    "UnusualToken",
+    "ContentDeviation",
     "CONTEXT_MESSAGE_CHARS",
     "UNREADABLE_REASONS",
 ]
@@ -299,66 +312,6 @@ class HostSequence:
     events: list[LogEvent]
 
 
-class ExpectedKey(NamedTuple):
-    """A likely next key. A tuple: detections carry g of these each, so creation must be cheap."""
-
-    key: str
-    event_id: str
-    severity: str
-    probability: float
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateMatch:
-    """How an event with an unseen key was read: its template and the closest known one."""
-
-    template: str
-    key_id: int  # the matched key, or the unknown slot when nothing was close enough
-    closest_key: str | None
-    closest_template: str | None
-    similarity: float
-
-
-class NextStep(NamedTuple):
-    key: str
-    probability: float
-
-
-@dataclass(frozen=True, slots=True)
-class WorkflowSummary:
-    """The normal workflow around an anomaly, for the host's group (see
-    sidecar/workflows/diagnose.py)."""
-
-    group: str
-    from_key: str | None  # the key the expectation starts from (the last one the workflow knows)
-    path_before: tuple[str, ...]
-    expected_next: tuple[NextStep, ...]
-    expected_path: tuple[str, ...]
-    observed_transition_seen: bool
-
-
-class ParameterValue(NamedTuple):
-    """One dimension of a parameter model's vector: the time since the host's previous event
-    or a number from MESSAGE, as observed (None if absent) and as predicted."""
-
-    name: str  # "seconds_since_previous", "value_1", ...
-    source: str  # where it comes from: "number after 'took'"
-    observed: float | None
-    expected: float
-    # observed − expected, in the key's standard deviations of the log-scaled value
-    deviation: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class ParameterDeviation:
-    """Why the parameter model flagged an event: its vector, the error and the threshold."""
-
-    values: tuple[ParameterValue, ...]
-    error: float  # MSE of the normalised vector (a dimension not observed counts as 0)
-    threshold: float  # the error above which an event of this key is flagged
-    deviating: str  # the name of the value furthest from its prediction
-
-
 @dataclass(frozen=True, slots=True)
 class Detection:
     """One anomalous event as a detector sees it; `annotate` turns it into a document."""
@@ -379,6 +332,7 @@ class Detection:
     approximation: TemplateMatch | None = None
     workflow: WorkflowSummary | None = None
     parameters: ParameterDeviation | None = None
+    content: ContentDeviation | None = None
     # Calibrated: the share of held-out normal events at least as unusual (0 for the
     # impossible), and its 0–100 grade (50 at the flagging threshold); None if uncalibrated.
     p_value: float | None = None

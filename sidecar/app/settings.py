@@ -43,6 +43,7 @@ KNOWN_MODELS = (
     "volume",
     "periodic",
     "sessions",
+    "content",
 )
 
 CommaList = Annotated[list[str], NoDecode]

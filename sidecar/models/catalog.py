@@ -35,6 +35,7 @@ KIND_PATHS: dict[str, str] = {
     "volume": "sidecar.models.volume.kind:VOLUME",
     "periodic": "sidecar.models.periodic.kind:PERIODIC",
     "sessions": "sidecar.models.sessions.kind:SESSIONS",
+    "content": "sidecar.models.content.kind:CONTENT",
 }
 
 

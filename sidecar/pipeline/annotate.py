@@ -120,4 +120,24 @@ def anomaly_document(
                 for v in deviation.values
             ],
         }
+    content = detection.content
+    if content is not None:
+        # The content detector: the tokens that made the text unusual for its template.
+        document["content"] = {
+            "surprise": content.surprise,
+            "threshold": content.threshold,
+            "forest_score": content.forest_score,
+            "template_messages": content.template_messages,
+            "unseen": content.unseen,
+            "tokens": [
+                {
+                    "token": t.token,
+                    "class": t.token_class,
+                    "position": t.position,
+                    "seen": t.seen,
+                    "typical": [{"token": tok, "share": share} for tok, share in t.typical],
+                }
+                for t in content.tokens
+            ],
+        }
     return document

@@ -7,6 +7,7 @@ from dataclasses import replace
 from sidecar.cluster.bootstrap import load_template
 from sidecar.pipeline.annotate import anomaly_document, anomaly_id
 from sidecar.types import (
+    ContentDeviation,
     Detection,
     ExpectedKey,
     LogEvent,
@@ -14,6 +15,7 @@ from sidecar.types import (
     ParameterDeviation,
     ParameterValue,
     TemplateMatch,
+    UnusualToken,
     WorkflowSummary,
 )
 from tests.helpers import mapped_fields, printed_by_fresh_interpreter
@@ -30,6 +32,16 @@ PARAMETERS = ParameterDeviation(
     error=729.6,
     threshold=2.7,
     deviating="value_1",
+)
+
+# A content verdict, on the same test detection for the same reason.
+CONTENT = ContentDeviation(
+    surprise=9.1,
+    threshold=5.3,
+    forest_score=0.52,
+    template_messages=3010,
+    unseen=1,
+    tokens=(UnusualToken("FAILED", "word", 4, 0, (("SUCCEEDED", 0.97), ("RUNNING", 0.03))),),
 )
 
 
@@ -61,6 +73,7 @@ def detection(message: str | None = "An account failed to log on.") -> Detection
             observed_transition_seen=False,
         ),
         parameters=PARAMETERS,
+        content=CONTENT,
     )
 
 
