@@ -21,6 +21,8 @@ from sidecar.models.catalog import DetectorOptions, kind_of
 from sidecar.models.content.detector import REASON_CONTENT, ContentDetector
 from sidecar.models.content.forest import fit_forest, forest_scores
 from sidecar.models.content.model import ContentConfig
+from sidecar.models.content.rows import rows_of
+from sidecar.models.content.stats import fit_stats
 from sidecar.models.content.tokens import CLASSES, class_of, shape_of, tokens_of
 from sidecar.models.store import FileModelStore
 from sidecar.pipeline.annotate import anomaly_document
@@ -124,6 +126,16 @@ def test_digits_fold_and_each_token_gets_its_value_class() -> None:
     assert [CLASSES[class_of(t)] for t in tokens] == [
         "word", "path", "word", "ip", "word", "hex", "word", "num", "word", "word",
     ]  # fmt: skip
+
+
+def test_the_token_table_keeps_the_most_common_entries_under_its_cap() -> None:
+    messages = ["disk sda ok"] * 5 + ["disk sdb ok"] * 3 + ["disk sdc ok"]
+    rows = rows_of(np.full(len(messages), 2), messages, ["<pad>", "<unk>", "DISK/info"])
+    full, capped = fit_stats(rows, 3, max_entries=10), fit_stats(rows, 3, max_entries=4)
+    assert (len(full.hashes), full.dropped) == (5, 0)
+    assert (len(capped.hashes), capped.dropped) == (4, 1)
+    counts = dict(zip(rows.tokens[2], capped.lookup(rows.of_row(rows.hashes, 2)), strict=True))
+    assert counts == {"disk": 9, "sdc": 0, "ok": 9}  # the rarest entry left out: unseen now
 
 
 def test_the_forest_kept_as_arrays_scores_as_scikit_learn_does() -> None:

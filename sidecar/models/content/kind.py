@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import structlog
+
 from sidecar.encoding.marks import MarkedWindow
 from sidecar.encoding.vocabulary import Vocabulary
 from sidecar.models.base import (
@@ -31,6 +33,8 @@ __all__ = ["CONTENT"]
 
 NAME = "content"
 
+log = structlog.get_logger("sidecar.models.content")
+
 
 def _fit(
     streams: Mapping[str, list[LogEvent]],
@@ -39,6 +43,15 @@ def _fit(
     on_epoch: EpochHook | None,
 ) -> TrainedNet:
     fitted = fit_content(streams, vocabulary, config, on_epoch)
+    if fitted.stats.dropped:
+        # The rarest (template, token) pairs were left out: they will look unseen, as a token
+        # met once or twice nearly does anyway; a larger cap keeps them.
+        log.warning(
+            "content_token_table_full",
+            kept=len(fitted.stats.hashes),
+            dropped=fitted.stats.dropped,
+            max_entries=config.max_entries,
+        )
     extra = {
         NAME: {
             "sizes": fitted.net.sizes(),
@@ -116,7 +129,12 @@ def _update(artifact, marked: list[MarkedWindow], options: DetectorOptions) -> U
 CONTENT = ModelKind(
     name=NAME,
     config_type=ContentConfig,
-    configure=lambda choices: ContentConfig(window_size=choices.window_size, seed=choices.seed),
+    configure=lambda choices: ContentConfig(
+        window_size=choices.window_size,
+        epochs=choices.epochs,
+        batch_size=choices.batch_size,
+        seed=choices.seed,
+    ),
     fit=_fit,
     empty_net=_empty,
     detector=_detector,

@@ -18,12 +18,15 @@ import numpy as np
 from sidecar.models.content.rows import Rows
 from sidecar.models.content.tokens import CLASSES
 
-__all__ = ["TemplateStats", "fit_stats", "class_counts", "TYPICAL_POSITIONS"]
+__all__ = ["TemplateStats", "fit_stats", "class_counts", "TYPICAL_POSITIONS", "TYPICAL_TEMPLATES"]
 
 # Positions per template whose usual tokens are kept for annotations, and tokens per position.
 TYPICAL_POSITIONS = 24
 _TYPICAL_TOKENS = 3
 _TYPICAL_CHARS = 64
+# Templates whose typical tokens the manifest keeps, the most common first: the manifest is one
+# JSON document (in the cluster, one stored document), so it must not grow with the vocabulary.
+TYPICAL_TEMPLATES = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +135,14 @@ def _typical(rows: Rows) -> dict[str, dict[str, list[list[object]]]]:
             if j == len(counters):
                 counters.append(Counter())
             counters[j][token[:_TYPICAL_CHARS]] += count
+    messages: Counter[str] = Counter()
+    for label, count in zip(rows.labels, rows.counts.tolist(), strict=True):
+        messages[label] += count
+    kept = {label for label, _ in messages.most_common(TYPICAL_TEMPLATES)}
     out: dict[str, dict[str, list[list[object]]]] = {}
     for label, counters in by_position.items():
+        if label not in kept:
+            continue
         out[label] = {}
         for j, counter in enumerate(counters):
             total = sum(counter.values())
