@@ -1,8 +1,9 @@
 """Events in, content detections out: the adapter between host sequences and the content model.
 
 Only new events are judged, each on its own text; events of one template and one shape are
-scored once. Events whose key the model has never seen are skipped and counted: an unseen
-template is the sequence models' verdict, not a token variation.
+scored once. Events whose key the model has never seen, or saw too rarely to know its text,
+are skipped and counted: an unseen or rare template is the sequence models' verdict, not a
+token variation.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class ContentDetector(BatchDetector):
         calibration: Calibration,
         threshold: float,
         window_size: int,
+        min_messages: int = 0,
     ) -> None:
         self.name = name
         self.version = version
@@ -84,8 +86,10 @@ class ContentDetector(BatchDetector):
         self.threshold = threshold
         self.threshold_surprise = calibration.surprise_at(threshold)
         self.window_size = window_size
+        self.min_messages = min_messages
         self._labels = labels_of(vocabulary)
-        # Events not judged since this detector was built: their key is unknown to the model.
+        # Events not judged since this detector was built: their key is unknown to the model
+        # (`unknown_key`) or had too few training messages to know its text (`rare_key`).
         self.skipped: Counter[str] = Counter()
         # Events judged and the distinct (template, shape) rows they were scored as.
         self.judged_events = 0
@@ -95,8 +99,10 @@ class ContentDetector(BatchDetector):
         events = [e for seq in spans for e in seq.events]
         keys = self.vocabulary.encode(events)
         known = keys >= RESERVED
+        common = known & (self.stats.messages[np.where(known, keys, 0)] >= self.min_messages)
         self.skipped["unknown_key"] += int((~known).sum())
-        judged = np.flatnonzero(known)
+        self.skipped["rare_key"] += int((known & ~common).sum())
+        judged = np.flatnonzero(common)
         rows = rows_of(keys[judged], [events[i].message for i in judged], self._labels)
         self.judged_events += len(judged)
         self.distinct_rows += len(rows.keys)

@@ -199,8 +199,11 @@ def fit_content(
     r = len(rows.keys)
     stats = fit_stats(rows, vocabulary.size, config.max_entries)
     features = features_of(stats, rows, token_counts(stats, rows, leave_one_out=True))
-    fit_w = np.bincount(rows.row_of[~held], minlength=r).astype(np.float64)
-    held_w = np.bincount(rows.row_of[held], minlength=r).astype(np.float64)
+    judged = stats.messages[rows.keys] >= config.min_messages
+    if not judged.any():
+        judged[:] = True  # a tiny training range: judge what there is rather than nothing
+    fit_w = np.bincount(rows.row_of[~held], minlength=r).astype(np.float64) * judged
+    held_w = np.bincount(rows.row_of[held], minlength=r).astype(np.float64) * judged
     torch.manual_seed(config.seed)  # the autoencoder's first weights: the same every run
     net = _shaped(vocabulary.size, stats, config)
     total = max(fit_w.sum(), 1.0)

@@ -91,6 +91,7 @@ def _detector(artifact, options: DetectorOptions) -> ContentDetector:
         calibration,
         threshold,
         artifact.config.window_size,
+        artifact.config.min_messages,
     )
 
 

@@ -36,6 +36,10 @@ class ContentConfig(JsonConfig):
     window_size: int = 10
     trees: int = 100
     max_samples: int = 256
+    # Templates with fewer training messages are not judged: what their text usually says
+    # cannot be told from a handful (a template met twice has every other token "unseen"), and
+    # they are rare keys the sequence models judge anyway.
+    min_messages: int = 20
     # Share of training occurrences the forest sends to the second stage (its top scores).
     forest_share: float = 0.02
     # (template, token) entries kept: ~16 bytes each in the model.
