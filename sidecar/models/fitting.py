@@ -20,7 +20,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "one_thread",
     "EPOCH_SAMPLES",
     "EpochProgress",
     "FitSchedule",
@@ -247,3 +249,15 @@ def fit_weighted(
     if best_state is not None:
         net.load_state_dict(best_state)
     net.eval()
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """For the small networks (autoencoders): intra-op threads do not pay. On a busy two-core
+    machine a training step took 30 ms with two threads and 0.7 ms with one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

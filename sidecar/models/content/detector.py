@@ -81,7 +81,6 @@ class ContentDetector(BatchDetector):
         self.vocabulary = vocabulary
         self.net = net.eval()
         self.stats: TemplateStats = net.stats(typical)
-        self.typical = typical
         self.calibration = calibration
         self.threshold = threshold
         self.threshold_surprise = calibration.surprise_at(threshold)
@@ -116,27 +115,31 @@ class ContentDetector(BatchDetector):
         flagged_rows = (p_values <= self.threshold) & (surprise > 0)
         if not flagged_rows.any():
             return DetectionBatch([], len(judged))
-        flagged = set(judged[flagged_rows[rows.row_of]].tolist())
+        # Only the flagged events are walked back to their hosts.
+        hits = np.flatnonzero(flagged_rows[rows.row_of])  # positions among the judged
+        ends = np.cumsum([len(seq.events) for seq in spans])
         detections = []
-        position = 0
-        for seq in spans:
-            history = (*seq.context[-self.window_size :], *seq.events)
-            base = len(history) - len(seq.events)
-            for i in range(len(seq.events)):
-                if position + i in flagged:
-                    detections.append(
-                        self._detection(
-                            history,
-                            base + i,
-                            rows,
-                            counts,
-                            p_values,
-                            surprise,
-                            forest,
-                            int(rows.row_of[np.searchsorted(judged, position + i)]),
-                        )
-                    )
-            position += len(seq.events)
+        histories: dict[int, tuple[LogEvent, ...]] = {}
+        for hit in hits.tolist():
+            at = int(judged[hit])  # position among all new events
+            span = int(np.searchsorted(ends, at, side="right"))
+            seq = spans[span]
+            history = histories.get(span)
+            if history is None:
+                history = histories[span] = (*seq.context[-self.window_size :], *seq.events)
+            first = int(ends[span]) - len(seq.events)
+            detections.append(
+                self._detection(
+                    history,
+                    len(history) - len(seq.events) + at - first,
+                    rows,
+                    counts,
+                    p_values,
+                    surprise,
+                    forest,
+                    int(rows.row_of[hit]),
+                )
+            )
         return DetectionBatch(detections, len(judged))
 
     def _detection(
@@ -180,7 +183,7 @@ class ContentDetector(BatchDetector):
                     rows.tokens[row],
                     rows.of_row(counts, row),
                     messages,
-                    self.typical.get(label, {}),
+                    self.stats.typical.get(label, {}),
                 ),
             ),
             p_value=p,

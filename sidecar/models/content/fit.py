@@ -10,7 +10,7 @@ held-out slice (sidecar/models/calibration.py's `holdout_mask`), whose surprises
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +28,7 @@ from sidecar.models.content.forest import fit_forest, forest_scores
 from sidecar.models.content.model import ContentConfig, ContentNet
 from sidecar.models.content.rows import Rows, rows_of
 from sidecar.models.content.stats import TemplateStats, fit_stats
-from sidecar.models.fitting import EpochHook, TrainingSummary, fit_weighted
+from sidecar.models.fitting import EpochHook, TrainingSummary, fit_weighted, one_thread
 from sidecar.types import LogEvent
 
 __all__ = [
@@ -156,9 +156,7 @@ def train_autoencoder(
     on_epoch: EpochHook | None,
 ) -> None:
     x = torch.from_numpy(normalised).float()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a network this small loses time to intra-op threads
-    try:
+    with one_thread():
         fit_weighted(
             net.autoencoder,
             torch.from_numpy(weights).float(),
@@ -167,8 +165,6 @@ def train_autoencoder(
             summary,
             on_epoch,
         )
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _layout(
@@ -246,7 +242,3 @@ def _shaped(vocab_size: int, stats: TemplateStats, config: ContentConfig) -> Con
     net = ContentNet(vocab_size, 0, 0, 0, config)
     net.set_stats(stats)
     return net
-
-
-def event_rows(events: Sequence[LogEvent], vocabulary: Vocabulary) -> Rows:
-    return rows_of(vocabulary.encode(events), [e.message for e in events], labels_of(vocabulary))

@@ -17,8 +17,6 @@ training inputs lie in [0, 1] and a burst past anything seen in training exceeds
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +24,7 @@ import torch
 from torch import nn
 
 from sidecar.models.countvector.vectors import CountConfig, CountVectors, weighted_quantile
-from sidecar.models.fitting import EpochHook, TrainingSummary, fit_weighted
+from sidecar.models.fitting import EpochHook, TrainingSummary, fit_weighted, one_thread
 
 __all__ = ["AutoencoderConfig", "CountAutoencoder", "train_autoencoder"]
 
@@ -75,18 +73,6 @@ class CountAutoencoder(nn.Module):
         return (x - self.decoder(self.encoder(x))).to(torch.float64)
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """The network is far too small for intra-op threads to pay: on a busy two-core machine a
-    training step took 30 ms with two threads and 0.7 ms with one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _errors(net: CountAutoencoder, vectors: torch.Tensor, batch_size: int = 8_192) -> np.ndarray:
     with torch.inference_mode():
         parts = [
@@ -105,7 +91,7 @@ def train_autoencoder(
 ) -> TrainingSummary:
     """Weighted squared error over distinct vectors with Adam, then the threshold from the
     training errors; deterministic for a given seed."""
-    with _one_thread():
+    with one_thread():
         return _train(net, data, config, on_epoch)
 
 
