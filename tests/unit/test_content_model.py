@@ -128,6 +128,13 @@ def test_digits_fold_and_each_token_gets_its_value_class() -> None:
     ]  # fmt: skip
 
 
+def test_a_hex_id_drawn_only_from_letters_is_an_id_not_a_new_word() -> None:
+    # One random six-character id in 350 has no digit; read as a word, each was "unseen".
+    for message in ("Key Identifier: afccfe", "Key Identifier: DBEFFF", "Key Identifier: 0a9f1e"):
+        assert tokens_of(shape_of(message)) == ["Key", "Identifier", "<hex>"]
+    assert [CLASSES[class_of(t)] for t in tokens_of("Facade faded")] == ["word", "word"]
+
+
 def test_the_token_table_keeps_the_most_common_entries_under_its_cap() -> None:
     messages = ["disk sda ok"] * 5 + ["disk sdb ok"] * 3 + ["disk sdc ok"]
     rows = rows_of(np.full(len(messages), 2), messages, ["<pad>", "<unk>", "DISK/info"])
