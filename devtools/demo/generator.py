@@ -1,7 +1,8 @@
 """A synthetic fleet of Windows hosts logging in the seed's document shape, with incidents.
 
 Each host has a role; a role runs a mix of workflows (logon sessions, file access, process
-runs, Kerberos, ...), each a short, ordered run of Security-log events. Incidents are injected
+runs, Kerberos, ...), each a short, ordered run of Security-log events whose logon, handle or
+process ID is the workflow's own (so identifiers link its events). Incidents are injected
 into a host's stream and returned with the log_uuids they consist of, so tests and the demo can
 check what was found. Deterministic for a given seed.
 """
@@ -27,7 +28,7 @@ EVENTS: dict[str, tuple[str, str, str]] = {
     "logon": (
         "4624",
         "success",
-        "An account was successfully logged on. Account Name: {u} Logon Type: {t} Source Network Address: {ip}",
+        "An account was successfully logged on. Account Name: {u} Logon Type: {t} Source Network Address: {ip} Logon ID: 0x{h}",
     ),
     "logon_failed": (
         "4625",
@@ -39,7 +40,7 @@ EVENTS: dict[str, tuple[str, str, str]] = {
     "special_priv": (
         "4672",
         "success",
-        "Special privileges assigned to new logon. Account Name: {u} Privileges: SeDebugPrivilege SeBackupPrivilege",
+        "Special privileges assigned to new logon. Account Name: {u} Logon ID: 0x{h} Privileges: SeDebugPrivilege SeBackupPrivilege",
     ),
     "explicit_creds": (
         "4648",
@@ -242,16 +243,24 @@ class _Emitter:
         self.clock = start_ms
         self.rng = rng
         self.pace_ms = pace_ms
+        # The logon, handle or process ID the events of the running workflow share (as a
+        # logon's 4624, 4672 and 4634 do), so identifiers link a workflow's events as they do
+        # in real logs; None outside a workflow (an incident's lone event gets a fresh one).
+        self.identifier: str | None = None
+        self._last_drawn = ""
 
     def doc(self, name: str, gap_ms: tuple[int, int] | None = None) -> dict[str, object]:
         self.clock += self.rng.randint(*(gap_ms or self.pace_ms))
         event_id, severity, template = EVENTS[name]
         r = self.rng
+        # Drawn in this order whatever the template uses, so a seed's stream stays the same.
+        user, process, obj = r.choice(USERS), r.choice(PROCS), r.choice(OBJECTS)
+        self._last_drawn = f"{r.getrandbits(24):x}"
         message = template.format(
-            u=r.choice(USERS),
-            p=r.choice(PROCS),
-            o=r.choice(OBJECTS),
-            h=f"{r.getrandbits(24):x}",
+            u=user,
+            p=process,
+            o=obj,
+            h=self.identifier or self._last_drawn,
             ip=f"10.{r.randint(0, 9)}.{r.randint(0, 255)}.{r.randint(1, 254)}",
             port=r.randint(1024, 65535),
             t=r.choice([2, 3, 10]),
@@ -267,7 +276,15 @@ class _Emitter:
         }
 
     def workflow(self, name: str) -> list[dict[str, object]]:
-        return [self.doc(step) for step in WORKFLOWS[name]]
+        # The first event's drawn identifier is the workflow's; every value is still drawn
+        # per event, so a seed yields the same stream of everything else.
+        self.identifier = None
+        docs = []
+        for step in WORKFLOWS[name]:
+            docs.append(self.doc(step))
+            self.identifier = self.identifier or self._last_drawn
+        self.identifier = None
+        return docs
 
 
 def _normal_run(emitter: _Emitter, role: str, events: int) -> list[dict[str, object]]:

@@ -4,9 +4,9 @@
 
 Every step uses the product's real code paths: documents go into OpenSearch through the bulk
 API, training reads them back from the cluster, the detectors are built with the options `run`
-builds them with (the calibrated verdict rule and the false-alarm budget), the cycles run under
-the APScheduler job the `run` command uses, and the findings are read back from the incident
-index (first) and the anomaly index (the drill-down).
+builds them with (the default model set, the calibrated verdict rule and the false-alarm
+budget), the cycles run under the APScheduler job the `run` command uses, and the findings are
+read back from the incident index (first) and the anomaly index (the drill-down).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,10 +25,10 @@ from opensearchpy import OpenSearch
 from opensearchpy.helpers import bulk
 
 from devtools.demo.generator import (
+    HostProfile,
     Incident,
     documents_with_incidents,
     fleet,
-    normal_documents,
 )
 from devtools.node import DevNode
 from sidecar.app.logging import configure_logging
@@ -50,14 +50,68 @@ log = structlog.get_logger("sidecar.demo")
 
 HISTORY_INDEX = "demo-logs-history"
 LIVE_INDEX = "demo-logs-live"
-LIVE_PACE_MS = (2, 20)
-MODELS = ("deeplog", "loganomaly")
+HISTORY_EVENTS = 1_500
+BATCH_EVENTS = 150
+# Between the last event trained on and the first one of the batches: indexed with the history
+# but not trained on, so the first cycle's look-back can start inside it while every host's
+# stream stays unbroken.
+SEAM_MS = 2_000
 # Which incident lands in which cycle's batch (host index, kind).
 INCIDENT_PLAN = [
     [(1, "audit_log_cleared"), (3, "brute_force")],
     [(5, "privilege_without_logon")],
     [(7, "logoff_storm")],
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoData:
+    history: list[dict[str, object]]
+    batches: list[list[dict[str, object]]]
+    incidents: list[Incident]
+    live_from_ms: int  # the first instant the cycles read
+
+
+def demo_data(profiles: list[HostProfile], now_ms: int, cycles: int) -> DemoData:
+    """One unbroken stream per host, at one pace throughout: the history trained on, then the
+    batches the cycles read, with the planned incidents in them. Rates, silences and periods
+    mean the same in training and in the cycles (the default set judges them), so the whole
+    stream lies in the recent past: each cycle indexes the next slice and reads it at once."""
+    events = HISTORY_EVENTS + cycles * BATCH_EVENTS
+    # A host's events are 50 ms to 2 s apart (1.025 s on average); the stream ends minutes ago.
+    start_ms = now_ms - events * 1_025 - 180_000
+    planned = {
+        profiles[i].name: (kind, c)
+        for c, plan in enumerate(INCIDENT_PLAN[:cycles])
+        for i, kind in plan
+        if i < len(profiles)
+    }
+    streams: list[list[dict[str, object]]] = []
+    incidents: list[Incident] = []
+    for profile in profiles:
+        kind, c = planned.get(profile.name, (None, 0))
+        docs, found = documents_with_incidents(
+            [profile],
+            start_ms,
+            events,
+            seed=1,
+            incidents={profile.name: kind} if kind else {},
+            lead=HISTORY_EVENTS + c * BATCH_EVENTS + BATCH_EVENTS // 2,
+        )
+        streams.append(docs)
+        incidents.extend(found)
+    # Every host's events from its HISTORY_EVENTS-th on (the incidents among them) are live.
+    live_from = min(int(str(docs[HISTORY_EVENTS]["_zl_timestamp"])) for docs in streams)
+    live_to = max(int(str(docs[-1]["_zl_timestamp"])) for docs in streams) + 1
+    span = (live_to - live_from) / max(cycles, 1)
+    history, batches = [], [[] for _ in range(max(cycles, 1))]
+    for doc in (d for docs in streams for d in docs):
+        ts = int(str(doc["_zl_timestamp"]))
+        if ts < live_from:
+            history.append(doc)
+        else:
+            batches[min(int((ts - live_from) // span), len(batches) - 1)].append(doc)
+    return DemoData(history, batches, incidents, live_from)
 
 
 def index_documents(client: OpenSearch, index: str, docs: list[dict[str, object]]) -> None:
@@ -98,33 +152,31 @@ def _demo(node: DevNode, workdir: Path, hosts: int, cycles: int, keep_node: bool
         model_dir=workdir / "models",
         read_lag_seconds=5,
         interval_seconds=4,
-        initial_lookback_seconds=3_600,
+        # Fewer, larger training steps than the defaults keep the demo quick; every detection
+        # setting, the model set included, is the product's default.
         train_epochs=30,
+        train_batch_size=512,
         log_level="WARNING",
-        # The demo's two models; every other detection setting is the product's default. The
-        # default set's `volume` and `periodic` judge rates and periods against real time,
-        # which the demo's clock does not keep (history at a pace of ~1 s between a host's
-        # events, live batches at ~10 ms: every live key would be a burst), and its generator
-        # draws a fresh hex id per event, which leaves `sessions` nothing to link.
-        models=list(MODELS),
     )
     client = make_client(settings)
     profiles = fleet(hosts)
-    now = int(time.time() * 1000)
+    data = demo_data(profiles, int(time.time() * 1000), cycles)
     _say(f"      OpenSearch {client.info()['version']['number']} at {node.url}")
 
-    history = normal_documents(profiles, now - 3 * 3_600_000, 1_500, seed=1)
-    index_documents(client, HISTORY_INDEX, history)
-    _say(f"[2/5] indexed {len(history):,} normal events from {hosts} hosts into {HISTORY_INDEX}")
+    index_documents(client, HISTORY_INDEX, data.history)
+    _say(
+        f"[2/5] indexed {len(data.history):,} normal events from {hosts} hosts into "
+        f"{HISTORY_INDEX} (about 26 minutes of each host's log)"
+    )
 
     stats = InputStats()
     source = ClusterSource(client, settings.watched_indices, settings.fields, settings.page_size)
-    start, end = now - 3 * 3_600_000, now - 3_600_000
+    start, end = data.live_from_ms - 3 * 3_600_000, data.live_from_ms - SEAM_MS
     streams = {
         h: [e for page in source.read(h, None, start, end, stats) for e in page.events]
         for h in source.hosts_with_new({}, start, end)
     }
-    data = {
+    provenance = {
         "source": "cluster",
         "indices": settings.watched_indices,
         "start_ms": start,
@@ -133,18 +185,20 @@ def _demo(node: DevNode, workdir: Path, hosts: int, cycles: int, keep_node: bool
     # The options `run` scores with (sidecar.lifecycle ActiveModels builds them the same way).
     options = detector_options(settings)
     detectors = []
-    for step, name in enumerate(MODELS):
-        # Fewer, larger steps than the product's defaults keep the demo quick.
-        config = model_config(name, settings)
+    for step, name in enumerate(settings.models):
         artifact = train_model(
-            name, streams, replace(config, epochs=30, batch_size=512), settings.model_dir, data
+            name, streams, model_config(name, settings), settings.model_dir, provenance
         )
         training = artifact.manifest["training"]
+        how = (
+            f"{training['epochs_run']} epochs, loss {training['final_loss']:.3f}, "
+            if "epochs_run" in training and "final_loss" in training
+            else ""
+        )
         _say(
             f"{'[3/5]' if step == 0 else '     '} trained {name} {artifact.version} from the "
             f"cluster: {training['events']:,} events, {artifact.vocabulary.known} log keys, "
-            f"{training['epochs_run']} epochs, loss {training['final_loss']:.3f}, "
-            f"{training['seconds']:.1f}s"
+            f"{how}{training['seconds']:.1f}s"
         )
         detector = kind_of(name).detector(artifact, options)
         attach_workflows(detector, artifact.manifest)
@@ -158,28 +212,18 @@ def _demo(node: DevNode, workdir: Path, hosts: int, cycles: int, keep_node: bool
         incident_index=settings.incident_index,
         partitioning=settings.partitioning,
     )
-    incidents: list[Incident] = []
-    clocks = {p.name: 0 for p in profiles}
     cycle_no = 0
 
     def demo_cycle(stop: threading.Event) -> None:
-        nonlocal cycle_no
-        plan = INCIDENT_PLAN[cycle_no] if cycle_no < len(INCIDENT_PLAN) else []
-        batch_start = max([int(time.time() * 1000) - 30_000, *clocks.values()]) + 1_000
-        docs, injected = documents_with_incidents(
-            profiles,
-            batch_start,
-            150,
-            seed=100 + cycle_no,
-            incidents={profiles[i].name: kind for i, kind in plan if i < len(profiles)},
-            pace_ms=LIVE_PACE_MS,
-        )
-        for doc in docs:
-            clocks[str(doc["HOSTNAME"])] = max(
-                clocks[str(doc["HOSTNAME"])], int(str(doc["_zl_timestamp"]))
-            )
-        index_documents(client, LIVE_INDEX, docs)
-        incidents.extend(injected)
+        nonlocal cycle_no, settings
+        docs = data.batches[cycle_no] if cycle_no < len(data.batches) else []
+        if docs:
+            index_documents(client, LIVE_INDEX, docs)
+        if cycle_no == 0:
+            # Hosts are new to the cycles, which read them from the middle of the seam on: the
+            # cycle takes its clock within milliseconds, far less than half the seam.
+            look_back_s = (time.time() * 1000 - data.live_from_ms + SEAM_MS / 2) / 1000
+            settings = settings.model_copy(update={"initial_lookback_seconds": look_back_s})
         cycle_no += 1
         report = cluster_cycle(settings, client, detectors, stop)
         s = report.summary()
@@ -196,7 +240,7 @@ def _demo(node: DevNode, workdir: Path, hosts: int, cycles: int, keep_node: bool
     _say(f"[4/5] running {cycles} scheduled cycles (every {settings.interval_seconds:.0f}s) ...")
     run_every(settings.interval_seconds, demo_cycle, max_cycles=cycles)
     client.indices.refresh(index=f"{settings.incident_search},{settings.anomaly_search}")
-    return _report(client, settings, incidents, node.url, keep_node)
+    return _report(client, settings, data.incidents, node.url, keep_node)
 
 
 def _clock(ms: object) -> str:
