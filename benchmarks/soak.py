@@ -287,12 +287,15 @@ def train_initial(client, args: argparse.Namespace, env: dict, writer: Writer) -
     client.indices.refresh(index=f"{PREFIX}-logs")
     writer.start()
     started = time.perf_counter()
-    # The history ends now: the training window (TRAIN_DAYS) must reach back over all of it.
-    train_env = {**env, "SIDECAR_TRAIN_DAYS": f"{(args.history_minutes + 1) / 1440:.6f}"}
+    # The history is complete (nothing in it arrives late), so training reads all of it, up to
+    # now, instead of stopping short of the lateness window as it does on a live cluster.
+    def iso(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
     done = subprocess.run(
-        [sys.executable, "-m", "sidecar", "train"],
+        [sys.executable, "-m", "sidecar", "train", "--start", iso(start - 1), "--end", iso(now)],
         cwd=ROOT,
-        env=train_env,
+        env=env,
         capture_output=True,
         text=True,
         check=False,

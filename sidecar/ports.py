@@ -17,6 +17,9 @@ from sidecar.types import (
     LatenessPlan,
     LogEvent,
     MiningStats,
+    Rebuilt,
+    StoredIncident,
+    Withdrawn,
 )
 
 if TYPE_CHECKING:  # the shapes ports name; nothing is loaded at run time
@@ -36,6 +39,7 @@ __all__ = [
     "ModelStore",
     "MinerStore",
     "NoticeStore",
+    "VerdictStore",
 ]
 
 
@@ -125,6 +129,22 @@ class EventSource(Protocol):
 class AnomalySink(Protocol):
     def write(self, documents: Sequence[tuple[str, dict[str, object]]]) -> WriteResult:
         """Store (id, document) pairs; returns only when every one is acknowledged."""
+        ...
+
+
+class VerdictStore(Protocol):
+    """The verdicts earlier cycles stored, so that a re-read after late documents can take
+    back those it no longer reaches (sidecar/pipeline/lateness.py)."""
+
+    def incidents_reaching(self, hosts: Mapping[str, int]) -> dict[str, list[StoredIncident]]:
+        """Per host, its stored incidents whose last member is at or after the given time."""
+        ...
+
+    def withdraw(self, rebuilt: Sequence[Rebuilt]) -> Withdrawn:
+        """Per rebuilt range: delete the host's anomaly documents with an event time in it that
+        the rebuild did not write, and its incidents first seen in it that the rebuild did not
+        form; point kept anomaly documents at their rebuilt incident. What an analyst marked
+        stays. Returns only when every change is acknowledged."""
         ...
 
 

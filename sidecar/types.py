@@ -26,6 +26,9 @@ __all__ = [
     "HostState",
     "LatenessPlan",
     "InputStats",
+    "StoredIncident",
+    "Rebuilt",
+    "Withdrawn",
     "CycleReport",
     "MiningStats",
     "HostSequence",
@@ -146,11 +149,17 @@ class HostState:
             self.host, self.cursor, self.tail, self.counts, self.read_through_ms, incident
         )
 
-    def rewound(self, tail: tuple[LogEvent, ...], from_bucket_ms: int) -> HostState:
-        """The state to re-read from `from_bucket_ms` on: no cursor, the given context, and
-        the counts of the buckets about to be re-read dropped (the re-read counts them)."""
+    def rewound(
+        self,
+        tail: tuple[LogEvent, ...],
+        from_bucket_ms: int,
+        incident: dict[str, object] | None,
+    ) -> HostState:
+        """The state to re-read from `from_bucket_ms` on: no cursor, the given context and open
+        incident, and the counts of the buckets about to be re-read dropped (the re-read counts
+        them)."""
         kept = tuple((b, n) for b, n in self.counts if b < from_bucket_ms)
-        return HostState(self.host, None, tail, kept, self.read_through_ms, self.incident)
+        return HostState(self.host, None, tail, kept, self.read_through_ms, incident)
 
     def pruned(self, floor_ms: int) -> HostState:
         """Without the counts of buckets before the lateness window (they are never checked)."""
@@ -160,6 +169,42 @@ class HostState:
         return HostState(
             self.host, self.cursor, self.tail, kept, self.read_through_ms, self.incident
         )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredIncident:
+    """An incident document as a re-read needs it: where it lies and how far it was revised."""
+
+    id: str
+    first_ms: int
+    last_ms: int
+    revision: int
+
+
+@dataclass(slots=True)
+class Rebuilt:
+    """A host's range re-read after late documents, and what the re-read wrote for it: every
+    stored verdict in the range that is not among these is withdrawn."""
+
+    host: str
+    from_ms: int
+    through_ms: int
+    # Incidents stored before the re-read, by id -> revision: one the re-read forms again
+    # continues from there, so its new document replaces the old one.
+    revisions: dict[str, int] = field(default_factory=dict)
+    # anomaly document id -> the incident it belongs to now
+    anomalies: dict[str, str | None] = field(default_factory=dict)
+    incidents: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawn:
+    anomalies: int = 0
+    incidents: int = 0
+    # Kept anomaly documents moved to the incident the re-read formed around them.
+    relinked: int = 0
+    # Left in place because an analyst marked them.
+    marked: int = 0
 
 
 @dataclass(slots=True)
@@ -244,6 +289,9 @@ class CycleReport:
     mined_event_ids: int = 0
     mining: MiningStats = field(default_factory=MiningStats)
     rewound_hosts: set[str] = field(default_factory=set)
+    # Verdicts given before late documents arrived that the re-read no longer reached.
+    anomalies_withdrawn: int = 0
+    incidents_withdrawn: int = 0
     dead_letters: int = 0
     # Results of events older than the results' retention: counted, never written.
     results_expired: int = 0
@@ -274,6 +322,8 @@ class CycleReport:
             "mined_event_ids": self.mined_event_ids,
             "template_mining": asdict(self.mining),
             "rewound_hosts": len(self.rewound_hosts),
+            "anomalies_withdrawn": self.anomalies_withdrawn,
+            "incidents_withdrawn": self.incidents_withdrawn,
             "dead_letters": self.dead_letters,
             "results_expired": self.results_expired,
             "state_conflicts": self.state_conflicts,

@@ -95,6 +95,12 @@ class SidecarMetrics:
             "Documents found behind a host's cursor within the lateness window (re-read)",
             registry=r,
         )
+        self.withdrawn = Counter(
+            "sidecar_withdrawn",
+            "Verdicts taken back because a late document put their event in order (by kind)",
+            ["kind"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "sidecar_dead_letters",
             "Anomaly documents refused by the cluster and kept in the dead-letter index",
@@ -295,6 +301,8 @@ class SidecarMetrics:
         for reason in UNREADABLE_REASONS:
             self.unreadable.labels(reason).set(report.unreadable.get(reason, 0))
         self.late_documents.inc(report.late_documents)
+        self.withdrawn.labels("anomaly").inc(report.anomalies_withdrawn)
+        self.withdrawn.labels("incident").inc(report.incidents_withdrawn)
         self.mined_event_ids.inc(report.mined_event_ids)
         self._record_mining(report)
         self.dead_letters.inc(report.dead_letters)

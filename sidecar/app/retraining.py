@@ -9,7 +9,7 @@ import time
 import structlog
 
 from sidecar.app.settings import Settings
-from sidecar.app.training_data import mine_training_keys, read_streams
+from sidecar.app.training_data import mine_training_keys, read_streams, settled_until
 from sidecar.app.wiring import detector_options, model_config, model_store
 from sidecar.types import InputStats
 
@@ -23,7 +23,7 @@ def retrain_window(
     settings: Settings, now_ms: int, end_ms: int | None = None, days: float | None = None
 ) -> tuple[int, int, int]:
     """(start, holdout start, end) of the rolling training window."""
-    end = end_ms if end_ms is not None else now_ms - int(settings.read_lag_seconds * 1000)
+    end = end_ms if end_ms is not None else settled_until(settings, now_ms)
     start = end - int((days if days is not None else settings.train_days) * 86_400_000)
     holdout_from = end - int((end - start) * settings.retrain_holdout_fraction)
     return start, holdout_from, end

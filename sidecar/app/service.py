@@ -32,6 +32,7 @@ def cluster_cycle(
     """One cycle against the cluster; `known`: the event ids the detectors' models know (see
     sidecar.templates.keys.TemplateLabeller)."""
     from sidecar.cluster.checkpoints import ClusterCheckpoints
+    from sidecar.cluster.withdrawals import ClusterVerdicts
     from sidecar.cluster.writer import ClusterSink, IncidentSink
     from sidecar.pipeline.cycle import run_cycle
 
@@ -57,6 +58,7 @@ def cluster_cycle(
             dead_letter_index=settings.dead_letter_index,
             partitioning=settings.partitioning,
         ),
+        verdicts=ClusterVerdicts(client, settings.anomaly_search, settings.incident_search),
     )
 
 

@@ -41,12 +41,18 @@ def read_streams(
     return streams
 
 
+def settled_until(settings: Settings, now_ms: int) -> int:
+    """The end of what training may read: documents within the lateness window can still
+    arrive, and a model trained on their gaps learns them as normal (a handle closed with no
+    open, a privilege with no logon)."""
+    return now_ms - int((settings.read_lag_seconds + settings.lateness_seconds) * 1000)
+
+
 def cluster_training_streams(args, settings: Settings, stats: InputStats, progress=None):
     from sidecar.cluster.client import make_client
 
-    now_ms = int(time.time() * 1000)
     end_ms = (
-        parse_instant(args.end) if args.end else now_ms - int(settings.read_lag_seconds * 1000)
+        parse_instant(args.end) if args.end else settled_until(settings, int(time.time() * 1000))
     )
     days = args.days if args.days is not None else settings.train_days
     start_ms = parse_instant(args.start) if args.start else end_ms - int(days * 86_400_000)

@@ -45,9 +45,11 @@ def documents_for(
     limits: IncidentLimits | None,
     now_ms: int,
     chars: int,
+    revisions: Mapping[str, int] | None = None,
 ) -> Documents:
     """`open_incident(host)`: the incident the host's saved state carries, if any; `limits`
-    None writes every detection (no incident store)."""
+    None writes every detection (no incident store); `revisions`: stored incidents a re-read
+    after late documents forms again (id -> revision)."""
     made = Documents()
     if limits is None:
         for detections in by_host.values():
@@ -70,6 +72,7 @@ def documents_for(
             now_ms,
             message_chars=chars,
             template_of=template_text,
+            revisions=revisions,
         )
         for d, incident in update.kept:
             made.anomalies.append(
@@ -80,13 +83,15 @@ def documents_for(
             )
         for incident in update.changed:
             extended = current is not None and incident.id == current.id
-            if extended:
+            # Formed again by a re-read: opened (and alerted on) when first formed.
+            reformed = incident.id in (revisions or {})
+            if extended or reformed:
                 made.extended += 1
             else:
                 made.opened += 1
             document = incident_document(incident, now_ms, limits.models_running)
             band = grade_band(float(document["grade"]))
-            if not extended or band != band_before:
+            if not reformed and (not extended or band != band_before):
                 made.entered_bands[band] += 1
             made.incidents.append((incident.id, document))
         made.folded += len(detections) - len(update.kept) - update.repeated

@@ -9,14 +9,16 @@ first few per-event documents per model (the drill-down); the rest is counted, n
 
 An incident's id is a hash of its host and first member event, so a redo of any range rebuilds
 the same document under the same id; its `revision` (member detections so far) only grows,
-which lets the store keep the furthest version when two writers race.
+which lets the store keep the furthest version when two writers race. An incident formed again
+by a re-read after late documents continues from the revision stored before, even with fewer
+members, so its rebuilt document replaces the old one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sidecar.encoding.vocabulary import key_label
@@ -114,6 +116,12 @@ class OpenIncident:
     top: list[dict[str, object]] = field(default_factory=list)
     max_grade: float = 0.0
     workflow: dict[str, object] | None = None
+    # The stored revision a re-read formed this incident again over (0: first formed).
+    revision_base: int = 0
+
+    @property
+    def revision(self) -> int:
+        return self.revision_base + self.detections
 
     def to_json(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -210,8 +218,10 @@ def advance_incidents(
     *,
     message_chars: int = 512,
     template_of=None,
+    revisions: Mapping[str, int] | None = None,
 ) -> IncidentUpdate:
-    """Fold one host's detections (any order, any models) into its incidents."""
+    """Fold one host's detections (any order, any models) into its incidents; `revisions`:
+    stored incidents a re-read forms again (id -> revision)."""
     ordered = sorted(detections, key=lambda d: (d.event.timestamp_ms, d.event.log_uuid, d.model))
     changed: dict[str, OpenIncident] = {}
     kept: list[tuple[Detection, str]] = []
@@ -243,6 +253,7 @@ def advance_incidents(
                 event.log_uuid,
                 detected_at=now_ms,
             )
+            current.revision_base = (revisions or {}).get(current.id, 0)
         kept.extend(
             (d, current.id) for d in _add(current, group, limits, message_chars, template_of)
         )
@@ -286,7 +297,7 @@ def incident_document(incident: OpenIncident, updated_ms: int, models_running: i
         "duration_ms": incident.last_ms - incident.first_ms,
         "detected_at": incident.detected_at,
         "updated_at": updated_ms,
-        "revision": incident.detections,
+        "revision": incident.revision,
         "grade": incident_grade(incident, models_running),
         "confidence": incident_confidence(incident, models_running),
         "models": sorted(incident.models),

@@ -1,4 +1,4 @@
-"""Faults on a real node: crashes, outages, a flaky network, refused writes, late data and a
+"""Faults on a real node: crashes, outages, a flaky network, refused writes and a
 second sidecar. After each, "nothing lost" (support.assert_nothing_lost) must hold: every
 document at or below its host's cursor, each anomaly once, the anomalies of an undisturbed run.
 """
@@ -38,7 +38,6 @@ from tests.integration.conftest import Deployment
 from tests.integration.support import (
     assert_nothing_lost,
     assert_same_incidents,
-    duplicated_anomalies,
     free_port,
     http_get,
     last_event_per_host,
@@ -379,52 +378,6 @@ def test_a_search_with_failed_shards_fails_the_cycle_and_moves_no_cursor(
     deployment.client.indices.delete(index=red)
     deployment.cycle()
     assert_nothing_lost(deployment, docs, flagged_in_one_pass(deployment.trained, docs))
-
-
-# -- late data ---------------------------------------------------------------------------------
-
-
-def test_late_documents_within_the_lateness_window_are_scored_in_their_place(
-    deployment: Deployment,
-) -> None:
-    generated, incidents = documents_with_incidents(
-        PROFILES, T0, 120, seed=28, incidents={"host-003": "brute_force"}
-    )
-    # Move the data to just before now: lateness is measured against the clock.
-    shift = int(time.time() * 1000) - 60_000 - max(int(d["_zl_timestamp"]) for d in generated)
-    docs = [{**d, "_zl_timestamp": str(int(d["_zl_timestamp"]) + shift)} for d in generated]
-    late_uuids = set(incidents[0].log_uuids)
-    on_time = [d for d in docs if d["log_uuid"] not in late_uuids]
-    late = [d for d in docs if d["log_uuid"] in late_uuids]
-    dep = Deployment(
-        deployment.settings.model_copy(update={"lateness_seconds": 600}),
-        deployment.client,
-        deployment.trained,
-        deployment.prefix,
-    )
-    index_documents(dep.client, dep.logs, on_time)
-    before = dep.cycle()
-    flagged_before = {a["log_uuid"] for a in dep.anomalies()}
-    assert not flagged_before & late_uuids
-
-    index_documents(dep.client, dep.logs, late)  # behind host-003's cursor now
-    after = dep.cycle()
-
-    assert after.late_documents == len(late)
-    assert after.rewound_hosts == {"host-003"}
-    flagged = {a["log_uuid"] for a in dep.anomalies()}
-    undisturbed = flagged_in_one_pass(dep.trained, docs)
-    assert late_uuids & flagged, "the late incident was not found"
-    assert undisturbed <= flagged
-    # Verdicts given before the late events arrived stay (they are not retracted).
-    assert flagged - undisturbed <= flagged_before
-    assert duplicated_anomalies(dep) == []
-    quiet = dep.cycle()
-    assert quiet.late_documents == 0 and quiet.events_read == 0
-    print(
-        f"\nlate data: {before.events_read} on time, {after.late_documents} late, "
-        f"{after.events_read} re-read, {len(flagged - undisturbed)} kept from before"
-    )
 
 
 # -- two sidecars -------------------------------------------------------------------------------

@@ -136,3 +136,35 @@ def test_grade_bands_start_at_the_threshold_and_above() -> None:
         "critical",
         "critical",
     ]
+
+
+def test_an_incident_formed_again_after_late_documents_replaces_its_stored_revision() -> None:
+    """A re-read that withdraws one member forms the incident again with fewer members; its
+    revision continues from the stored one, so the store (which keeps the higher revision)
+    takes the new document, and it is not counted or alerted on as a new incident."""
+    five = [flagged(1_000 * i, i) for i in range(5)]
+    stored = incident_document(
+        advance_incidents("host-1", five, None, IncidentLimits(), 0).changed[0], 0, 1
+    )
+    assert stored["revision"] == 5
+    again = documents_for(
+        {"host-1": [five[0], five[1], five[3]]},  # u00002 and u00004 no longer flagged
+        lambda _: None,
+        IncidentLimits(),
+        9,
+        100,
+        revisions={stored["incident_id"]: stored["revision"]},
+    )
+    ((incident_id_again, document),) = again.incidents
+    assert incident_id_again == stored["incident_id"]
+    assert (document["revision"], document["event_count"]) == (8, 3)
+    assert (again.opened, again.extended, dict(again.entered_bands)) == (0, 1, {})
+    # Carried in the host's state, later members keep counting from there.
+    later = documents_for(
+        {"host-1": [flagged(9_000, 9)]},
+        lambda _: again.still_open["host-1"],
+        IncidentLimits(),
+        9,
+        100,
+    )
+    assert later.incidents[0][1]["revision"] == 9

@@ -86,8 +86,8 @@ def test_host_state_adds_counts_rewinds_and_prunes() -> None:
     state = state.advanced([_event(5)], Cursor(5, "u5"), 2, {0: 1, 5: 1})
     assert state.counts == ((0, 2), (5, 1)) and state.read_through_ms == 10
 
-    rewound = state.rewound((_event(0),), from_bucket_ms=5)
-    assert rewound.cursor is None and rewound.counts == ((0, 2),)
+    rewound = state.rewound((_event(0),), from_bucket_ms=5, incident=None)
+    assert rewound.cursor is None and rewound.counts == ((0, 2),) and rewound.incident is None
     assert rewound.tail == (_event(0),) and rewound.read_through_ms == 10
     assert state.pruned(5).counts == ((5, 1),)
 
@@ -110,6 +110,7 @@ def test_a_cycle_s_bad_input_late_documents_and_dead_letters_reach_the_metrics()
     report.unreadable = {"missing_timestamp": 3}
     report.input.repair("host_case_folded", {"host": "H"})
     report.late_documents, report.dead_letters, report.state_conflicts = 4, 2, 1
+    report.anomalies_withdrawn, report.incidents_withdrawn = 5, 1
     metrics = SidecarMetrics()
 
     metrics.record_cycle(report, now_s=100.0)
@@ -119,5 +120,7 @@ def test_a_cycle_s_bad_input_late_documents_and_dead_letters_reach_the_metrics()
     assert 'sidecar_unreadable_documents{reason="missing_host"} 0.0' in text
     assert 'sidecar_bad_input_total{action="repaired",reason="host_case_folded"} 1.0' in text
     assert "sidecar_late_documents_total 4.0" in text
+    assert 'sidecar_withdrawn_total{kind="anomaly"} 5.0' in text
+    assert 'sidecar_withdrawn_total{kind="incident"} 1.0' in text
     assert "sidecar_dead_letters_total 2.0" in text
     assert "sidecar_state_conflicts_total 1.0" in text
