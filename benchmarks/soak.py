@@ -248,6 +248,8 @@ def minute_row(samples, before, pid: int, started: float) -> dict[str, object]:
         "anomalies": int(
             sum(v for (n, _l), v in samples.items() if n == "sidecar_anomalies_written_total")
         ),
+        # Taken back after late documents put their events in order (cumulative).
+        "withdrawn": int(get("sidecar_withdrawn_total", 'kind="anomaly"')),
         "retrains": {
             lab.split('"')[1]: int(v)
             for (n, lab), v in samples.items()
@@ -263,7 +265,8 @@ def print_row(row: dict[str, object]) -> None:
         f"max {row['lag_max']:>6}s  RSS {row['rss_mib']:>7} MiB "
         f"(child {row['child_rss_mib']:>6} MiB)  fds {row['fds']:>4}  "
         f"threads {row['threads']:>3}  cycles {row['cycles']:>3} x {row['cycle_s']} s  "
-        f"read {row['events_read']:>10,}  anomalies {row['anomalies']:>7,}  "
+        f"read {row['events_read']:>10,}  anomalies {row['anomalies']:>7,} "
+        f"(withdrawn {row.get('withdrawn', 0):>6,})  "
         f"retrains {row['retrains']}  errors {row['errors'] or '-'}",
         flush=True,
     )
