@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from sidecar.types import LatenessPlan, StoredIncident
 
-__all__ = ["LATENESS_BUCKETS", "lateness_plan", "rebuild_start", "bucket_of"]
+__all__ = ["LATENESS_BUCKETS", "lateness_plan", "rebuild_start"]
 
 # The lateness window is checked in this many buckets: finer buckets re-read less after a late
 # arrival, coarser ones keep the state documents and the check's aggregation small.
@@ -26,10 +26,6 @@ def lateness_plan(lateness_ms: int, upper_bound_ms: int) -> LatenessPlan:
     start = upper_bound_ms - lateness_ms
     floor = start - start % bucket_ms  # aligned, so buckets line up from one cycle to the next
     return LatenessPlan(floor_ms=floor, bucket_ms=bucket_ms, checked_through_ms=floor - 1)
-
-
-def bucket_of(timestamp_ms: int, plan: LatenessPlan) -> int:
-    return timestamp_ms - (timestamp_ms - plan.floor_ms) % plan.bucket_ms
 
 
 def rebuild_start(
@@ -47,4 +43,6 @@ def rebuild_start(
             return None
         if earliest >= start:
             return start, reaching
-        start = bucket_of(earliest, plan)
+        bucket = plan.bucket_of(earliest)
+        assert bucket is not None  # within the window: checked above
+        start = bucket

@@ -4,7 +4,7 @@ from its start; never before the lateness window, whose bucket counts are all a 
 
 from __future__ import annotations
 
-from sidecar.pipeline.lateness import bucket_of, lateness_plan, rebuild_start
+from sidecar.pipeline.lateness import lateness_plan, rebuild_start
 from sidecar.types import StoredIncident
 
 # A 600 s window read up to 1,000,000 ms: buckets of 60 s, aligned, from 360,000.
@@ -17,7 +17,7 @@ def incident(first_ms: int, last_ms: int, name: str = "inc-a") -> StoredIncident
 
 def test_the_window_is_cut_into_aligned_buckets() -> None:
     assert (PLAN.floor_ms, PLAN.bucket_ms) == (360_000, 60_000)
-    assert [bucket_of(t, PLAN) for t in (360_000, 419_999, 420_000, 905_123)] == [
+    assert [PLAN.bucket_of(t) for t in (360_000, 419_999, 420_000, 905_123)] == [
         360_000,
         360_000,
         420_000,
