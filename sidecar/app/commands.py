@@ -114,26 +114,28 @@ def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from sidecar.app.progress import TrainingProgress
-    from sidecar.lifecycle.training import group_by_host, train_model
+    from sidecar.lifecycle.training import train_model
 
     stats = InputStats()
     progress = TrainingProgress.for_command()
     if args.from_file:
         from sidecar.files.source import read_jsonl_events
+        from sidecar.files.spill import SpilledStreams
 
-        events = [
-            e
-            for f in args.from_file
+        # Grouped by host on local disk as the lines come, sorted per host when read back:
+        # a file of any size trains in the memory of its hosts' windows, not of its lines.
+        streams = SpilledStreams(settings.training_spill_dir)
+        for f in args.from_file:
             for e in read_jsonl_events(
                 Path(f),
                 settings.fields,
                 stats,
                 settings.host_case_sensitive,
                 settings.template_mining != "off",
-            )
-        ]
-        streams = group_by_host(events)
-        progress.read(len(events), len(streams), done=True)
+            ):
+                streams.add(e.host, (e,), ordered=False)
+        streams.flush()
+        progress.read(streams.events, len(streams), done=True)
         data: dict[str, object] = {"source": "files", "files": [str(f) for f in args.from_file]}
     else:
         streams, data = cluster_training_streams(args, settings, stats, progress)
@@ -309,4 +311,3 @@ def cmd_dashboards(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(f"imported {result.count} saved objects into {args.product} at {args.url}")
     return 0
-

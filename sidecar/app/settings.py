@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     model_store: Literal["file", "cluster"] = "file"
     model_index: str = Field(default="log-anomaly-sidecar-models", min_length=1)
     model_dir: Path = Path("models")
+    # Training keeps the events it reads on local disk, one host in memory at a time
+    # (sidecar/files/spill.py); unset: the system's temporary directory (TMPDIR).
+    training_spill_dir: Path | None = None
     message_excerpt_chars: int = Field(default=512, ge=16, le=32_766)
     # `run` installs its index templates at start. Turn off where the sidecar's role may not
     # manage templates (least privilege) and a separate `setup` step does it instead.

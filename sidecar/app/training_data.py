@@ -10,6 +10,7 @@ import structlog
 from sidecar.app.output import parse_instant
 from sidecar.app.settings import Settings
 from sidecar.app.wiring import cluster_source, event_keys
+from sidecar.files.spill import SpilledStreams
 from sidecar.types import InputStats
 
 log = structlog.get_logger("sidecar.app.training_data")
@@ -21,23 +22,21 @@ READ_PROGRESS_EVERY = 100_000
 
 def read_streams(
     settings: Settings, client, start_ms: int, end_ms: int, stats: InputStats, progress=None
-):
-    """Every host's events in [start, end] from the watched indices, in reading order."""
+) -> SpilledStreams:
+    """Every host's events in [start, end] from the watched indices, in reading order, page by
+    page onto local disk (sidecar/files/spill.py): memory holds a page, not the range."""
     source = cluster_source(settings, client)
-    streams = {}
-    events = reported = 0
+    streams = SpilledStreams(settings.training_spill_dir)
+    reported = 0
     for host in source.hosts_with_new({}, start_ms, end_ms):
-        stream = [
-            e for page in source.read(host, None, start_ms, end_ms, stats) for e in page.events
-        ]
-        if stream:
-            streams[host] = stream
-            events += len(stream)
-        if progress is not None and events - reported >= READ_PROGRESS_EVERY:
-            progress.read(events, len(streams))
-            reported = events
+        for page in source.read(host, None, start_ms, end_ms, stats):
+            streams.add(host, page.events)
+        if progress is not None and streams.events - reported >= READ_PROGRESS_EVERY:
+            progress.read(streams.events, len(streams))
+            reported = streams.events
+    streams.flush()
     if progress is not None:
-        progress.read(events, len(streams), done=True)
+        progress.read(streams.events, len(streams), done=True)
     return streams
 
 
@@ -84,12 +83,18 @@ def mine_training_keys(
     mined = 0
     for host, stream in streams.items():
         labelled = keys.label(stream, stats)
-        streams[host] = labelled.events
         mined += labelled.mined
+        # Spilled streams are rewritten only where keying changed something (a fleet that
+        # carries EVENTID leaves its streams as they were read).
+        if _changed(stream, labelled.events):
+            streams[host] = labelled.events
     # Templates merged after their first events were keyed (a place learned to vary): those
     # events take the merged template's id, the one the cycles will give their messages.
-    for host, stream in streams.items():
-        streams[host] = keys.final_ids(stream)
+    if mined:
+        for host, stream in streams.items():
+            final = keys.final_ids(stream)
+            if _changed(stream, final):
+                streams[host] = final
     if mined:
         if client is not None and settings.manage_templates:
             from sidecar.cluster.bootstrap import install_templates
@@ -110,3 +115,7 @@ def mine_training_keys(
             templates=len(keys.miner.clusters),
         )
     return mined
+
+
+def _changed(before: list, after: list) -> bool:
+    return len(before) != len(after) or any(a is not b for a, b in zip(before, after, strict=True))

@@ -111,8 +111,13 @@ def training_pairs(
     sequences: Iterable[np.ndarray], h: int, keep: Iterable[np.ndarray] | None = None
 ) -> TrainingPairs:
     """Distinct pairs of every sequence; with `keep` (a mask per sequence), only the pairs whose
-    target it keeps (the rest is held out), each window still built from the whole sequence."""
-    parts = []
+    target it keeps (the rest is held out), each window still built from the whole sequence.
+
+    Each sequence's pairs are made distinct before they are gathered, and the gathered ones
+    again whenever they pass MERGE_ROWS: memory follows the distinct pairs, not the events
+    (a fleet's hosts repeat the same windows)."""
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    gathered = 0
     masks = iter(keep) if keep is not None else None
     for keys in sequences:
         windows, targets = windows_with_targets(np.empty(0, dtype=np.int64), keys, h)
@@ -120,8 +125,31 @@ def training_pairs(
             mask = next(masks)
             windows, targets = windows[mask], targets[mask]
         if len(targets):
-            parts.append(np.concatenate([windows, targets[:, None]], axis=1))
+            rows = np.concatenate([windows, targets[:, None]], axis=1)
+            parts.append(_distinct(rows, np.ones(len(rows), dtype=np.int64)))
+            gathered += len(parts[-1][0])
+            if gathered > MERGE_ROWS and len(parts) > 1:
+                parts = [_merged(parts)]
+                gathered = len(parts[0][0])
     if not parts:
         raise ValueError("no training windows: the training data holds no events")
-    rows, counts = np.unique(np.concatenate(parts), axis=0, return_counts=True)
-    return TrainingPairs(rows[:, :h].copy(), rows[:, h].copy(), counts.astype(np.int64))
+    rows, counts = _merged(parts)
+    return TrainingPairs(rows[:, :h].copy(), rows[:, h].copy(), counts)
+
+
+# Distinct rows gathered before they are merged (each row h + 1 int64s): merging costs a few
+# times what it merges, so this bounds the peak at tens of MB, not the events.
+MERGE_ROWS = 250_000
+
+
+def _distinct(rows: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows, in np.unique's order, with the summed counts of each."""
+    distinct, inverse = np.unique(rows, axis=0, return_inverse=True)
+    summed = np.bincount(inverse.reshape(-1), weights=counts, minlength=len(distinct))
+    return distinct, summed.astype(np.int64)
+
+
+def _merged(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    return _distinct(np.concatenate([r for r, _ in parts]), np.concatenate([c for _, c in parts]))

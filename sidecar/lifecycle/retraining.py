@@ -6,13 +6,14 @@ active version (sidecar/lifecycle/active.py holds the active versions and rollba
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
 
 from sidecar.errors import ModelError
-from sidecar.lifecycle.training import train_model
+from sidecar.files.spill import SpilledStreams
+from sidecar.lifecycle.training import event_count, train_model
 from sidecar.models.artifacts import ModelArtifact, load_artifact
 from sidecar.models.catalog import DetectorOptions, kind_of
 from sidecar.models.fitting import EpochHook
@@ -30,6 +31,9 @@ __all__ = [
 ]
 
 log = structlog.get_logger("sidecar.lifecycle")
+
+# Held-out events scored in one detector call: the gate's memory is a batch, not the slice.
+EVALUATION_BATCH_EVENTS = 50_000
 
 # -- retraining with a promotion gate --------------------------------------------------------
 
@@ -77,15 +81,17 @@ def evaluate(
     """Score the held-out streams (each after its host's earlier events) and count flagged
     events, leaving out the ones analysts confirmed as real incidents. With `window`, also
     score the whole streams of the hosts that have confirmed events and count those flagged."""
-    sequences = [
-        HostSequence(host, tuple(context.get(host, ())), events)
-        for host, events in holdout.items()
-        if events
-    ]
-    flagged = {d.event.log_uuid for d in detector.detect(sequences).detections} - confirmed
-    total = sum(1 for events in holdout.values() for e in events if e.log_uuid not in confirmed)
+    flagged: set[str] = set()
+    total = 0
+    for batch in _batches(holdout):
+        sequences = [
+            HostSequence(host, tuple(context.get(host, ())), events) for host, events in batch
+        ]
+        flagged |= {d.event.log_uuid for d in detector.detect(sequences).detections} - confirmed
+        total += sum(1 for _, events in batch for e in events if e.log_uuid not in confirmed)
     incidents = caught = 0
     if window is not None and confirmed:
+        # Only the hosts with confirmed events stay in memory (streams may be on disk).
         hosts = {
             host: events
             for host, events in window.items()
@@ -98,28 +104,57 @@ def evaluate(
     return Evaluation(version, total, len(flagged), incidents, caught)
 
 
+def _batches(
+    streams: Mapping[str, list[LogEvent]], events: int = EVALUATION_BATCH_EVENTS
+) -> Iterator[list[tuple[str, list[LogEvent]]]]:
+    """Hosts with events, a few at a time: at least one host, about `events` events a batch."""
+    batch: list[tuple[str, list[LogEvent]]] = []
+    size = 0
+    for host, stream in streams.items():
+        if not stream:
+            continue
+        batch.append((host, stream))
+        size += len(stream)
+        if size >= events:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
 def split_streams(
     streams: Mapping[str, list[LogEvent]], at_ms: int
-) -> tuple[dict[str, list[LogEvent]], dict[str, list[LogEvent]]]:
-    """(events before `at_ms`, events from it on), per host; streams are in time order."""
-    before, after = {}, {}
+) -> tuple[Mapping[str, list[LogEvent]], Mapping[str, list[LogEvent]]]:
+    """(events before `at_ms`, events from it on), per host; streams are in time order.
+    Spilled streams split into spilled streams, one host in memory at a time."""
+    before, after = SpilledStreams.like(streams), SpilledStreams.like(streams)
     for host, events in streams.items():
         cut = bisect.bisect_left(events, at_ms, key=lambda e: e.timestamp_ms)
         if cut:
-            before[host] = events[:cut]
+            before[host] = events[:cut]  # type: ignore[index]
         if cut < len(events):
-            after[host] = events[cut:]
-    return before, after
+            after[host] = events[cut:]  # type: ignore[index]
+    return _flushed(before), _flushed(after)
 
 
 def without_events(
     streams: Mapping[str, list[LogEvent]], log_uuids: set[str]
-) -> dict[str, list[LogEvent]]:
+) -> Mapping[str, list[LogEvent]]:
     """The streams minus the named events (hosts left with none are dropped)."""
     if not log_uuids:
-        return dict(streams)
-    kept = {h: [e for e in events if e.log_uuid not in log_uuids] for h, events in streams.items()}
-    return {h: events for h, events in kept.items() if events}
+        return streams
+    kept = SpilledStreams.like(streams)
+    for host, events in streams.items():
+        rest = [e for e in events if e.log_uuid not in log_uuids]
+        if rest:
+            kept[host] = rest  # type: ignore[index]
+    return _flushed(kept)
+
+
+def _flushed(streams: Mapping[str, list[LogEvent]]) -> Mapping[str, list[LogEvent]]:
+    if isinstance(streams, SpilledStreams):
+        streams.flush()
+    return streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,10 +222,10 @@ def retrain(
     normal behaviour to learn. Score the held-out rest and the confirmed incidents with the
     candidate and with the active version; promote the candidate only if it passes `gate`."""
     train, holdout = split_streams(streams, holdout_from_ms)
-    if not any(train.values()) or not any(holdout.values()):
+    if not event_count(train) or not event_count(holdout):
         raise ModelError(
-            f"retraining {name}: the window has {sum(map(len, train.values()))} events to train "
-            f"on and {sum(map(len, holdout.values()))} to hold out; both must be non-empty"
+            f"retraining {name}: the window has {event_count(train)} events to train "
+            f"on and {event_count(holdout)} to hold out; both must be non-empty"
         )
     window = config.window_size  # type: ignore[attr-defined]
     context = {host: events[-window:] for host, events in train.items()}

@@ -3,13 +3,15 @@ versioned artifact."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 
 from sidecar.encoding.hostgroups import HostGrouping
 from sidecar.encoding.vocabulary import Vocabulary
+from sidecar.files.spill import SpilledStreams
 from sidecar.models.artifacts import ModelArtifact, ModelConfig, save_artifact
 from sidecar.models.calibration import Calibration, budget_report
 from sidecar.models.catalog import EpochHook, kind_of
@@ -17,9 +19,11 @@ from sidecar.ports import ModelStore
 from sidecar.types import LogEvent
 from sidecar.workflows.learn import learn_workflows
 
-__all__ = ["group_by_host", "train_model"]
+__all__ = ["event_count", "group_by_host", "train_model"]
 
 log = structlog.get_logger("sidecar.training")
+
+T = TypeVar("T")
 
 
 def group_by_host(events: Iterable[LogEvent]) -> dict[str, list[LogEvent]]:
@@ -30,6 +34,20 @@ def group_by_host(events: Iterable[LogEvent]) -> dict[str, list[LogEvent]]:
     for stream in by_host.values():
         stream.sort(key=lambda e: (e.timestamp_ms, e.log_uuid))
     return by_host
+
+
+def event_count(streams: Mapping[str, list[LogEvent]]) -> int:
+    """Events in `streams`; spilled streams know it without being read."""
+    if isinstance(streams, SpilledStreams):
+        return streams.events
+    return sum(len(s) for s in streams.values())
+
+
+def _once(streams: Mapping[str, list[LogEvent]], key: object, compute: Callable[[], T]) -> T:
+    """What every model trained on these streams shares, computed once for spilled streams."""
+    if isinstance(streams, SpilledStreams):
+        return streams.derived(key, compute)
+    return compute()
 
 
 def train_model(
@@ -54,15 +72,21 @@ def train_model(
     calibrated model's manifest records what that budget's threshold flags on its held-out
     slice (calibration.at_budget)."""
     kind = kind_of(name)
-    if not any(streams.values()):
+    events = event_count(streams)
+    if not events:
         raise ValueError("no events to train on")
-    vocabulary = Vocabulary.fit(e for stream in streams.values() for e in stream)
-    events = sum(len(s) for s in streams.values())
+    vocabulary = _once(
+        streams, "vocabulary", lambda: Vocabulary.fit(e for s in streams.values() for e in s)
+    )
     log.info(
         "training_started", model=name, hosts=len(streams), events=events, keys=vocabulary.known
     )
     trained = kind.fit(streams, vocabulary, config, on_epoch)
-    workflows = learn_workflows(streams, HostGrouping(host_group_pattern))
+    workflows = _once(
+        streams,
+        ("workflows", host_group_pattern),
+        lambda: learn_workflows(streams, HostGrouping(host_group_pattern)),
+    )
     calibration = trained.extra.get("calibration")
     if budget is not None and isinstance(calibration, dict):
         # The rate the budget's threshold achieves on the held-out slice, kept with the model;

@@ -228,25 +228,24 @@ class WorkflowSet:
         return cls.from_json(data) if isinstance(data, dict) else None
 
 
-def _key_streams(streams: Mapping[str, Sequence[LogEvent]]) -> dict[str, list[str]]:
-    return {
-        host: [key_label(e.event_id, e.severity) for e in stream]
-        for host, stream in streams.items()
-    }
+class _Tally:
+    """Keys, transitions, hosts and events of streams, counted one stream at a time."""
 
+    __slots__ = ("keys", "transitions", "hosts", "events")
 
-def _tally(keyed: Iterable[list[str]]) -> tuple[Counter[str], Transitions, int, int]:
-    keys: Counter[str] = Counter()
-    transitions: Transitions = Counter()
-    hosts = events = 0
-    for stream in keyed:
+    def __init__(self) -> None:
+        self.keys: Counter[str] = Counter()
+        self.transitions: Transitions = Counter()
+        self.hosts = 0
+        self.events = 0
+
+    def add(self, stream: list[str]) -> None:
         if not stream:
-            continue
-        hosts += 1
-        events += len(stream)
-        keys.update(stream)
-        transitions.update(zip(stream, stream[1:], strict=False))
-    return keys, transitions, hosts, events
+            return
+        self.hosts += 1
+        self.events += len(stream)
+        self.keys.update(stream)
+        self.transitions.update(zip(stream, stream[1:], strict=False))
 
 
 def learn_workflow(
@@ -257,7 +256,14 @@ def learn_workflow(
     min_share: float = 0.01,
 ) -> Workflow:
     """The workflow of streams of key labels (one list per host, in time order)."""
-    keys, transitions, hosts, events = _tally(keyed_streams)
+    tally = _Tally()
+    for stream in keyed_streams:
+        tally.add(stream)
+    return _workflow(group, tally, min_count, min_share)
+
+
+def _workflow(group: str, tally: _Tally, min_count: int, min_share: float) -> Workflow:
+    keys, transitions, hosts, events = tally.keys, tally.transitions, tally.hosts, tally.events
     out_totals: Counter[str] = Counter()
     in_totals: Counter[str] = Counter()
     for (a, b), n in transitions.items():
@@ -305,25 +311,23 @@ def learn_workflows(
     rule does not understand makes one group per host, and the manifest must stay small.
     """
     grouping = grouping or HostGrouping()
-    keyed = _key_streams(streams)
-    members: dict[str, list[str]] = {}
-    for host in keyed:
-        members.setdefault(grouping.group_of(host), []).append(host)
-    sizes = {g: sum(len(keyed[h]) for h in hosts) for g, hosts in members.items()}
-    kept = sorted((g for g in members if sizes[g]), key=lambda g: (-sizes[g], g))[:max_groups]
-
-    def learn(group: str, hosts: Iterable[str]) -> Workflow:
-        return learn_workflow(
-            group, (keyed[h] for h in sorted(hosts)), min_count=min_count, min_share=min_share
-        )
-
-    groups = {g: learn(g, members[g]) for g in kept}
-    fleet = learn(FLEET_GROUP, keyed)
+    # One host's keys in memory at a time (streams may be on disk, sidecar/files/spill.py),
+    # in host-name order, each counted into its group's tally and the fleet's.
+    tallies: dict[str, _Tally] = {}
+    fleet_tally = _Tally()
+    for host in sorted(streams):
+        keyed = [key_label(e.event_id, e.severity) for e in streams[host]]
+        tallies.setdefault(grouping.group_of(host), _Tally()).add(keyed)
+        fleet_tally.add(keyed)
+    sizes = {g: t.events for g, t in tallies.items()}
+    kept = sorted((g for g in tallies if sizes[g]), key=lambda g: (-sizes[g], g))[:max_groups]
+    groups = {g: _workflow(g, tallies[g], min_count, min_share) for g in kept}
+    fleet = _workflow(FLEET_GROUP, fleet_tally, min_count, min_share)
     return WorkflowSet(
         grouping=grouping,
         groups=groups,
         fleet=fleet,
         min_count=min_count,
         min_share=min_share,
-        dropped_groups=sum(1 for g in members if sizes[g]) - len(kept),
+        dropped_groups=sum(1 for g in tallies if sizes[g]) - len(kept),
     )

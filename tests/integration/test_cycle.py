@@ -14,10 +14,21 @@ import pytest
 from devtools.demo.generator import documents_with_incidents, fleet
 from devtools.demo.runner import index_documents
 from sidecar.app.main import main as cli_main
+from sidecar.app.settings import Settings
+from sidecar.app.wiring import model_config
 from sidecar.cluster.reader import ClusterSource
 from sidecar.errors import WriteError
+from sidecar.lifecycle.training import group_by_host, train_model
 from sidecar.types import InputStats
-from tests.helpers import INCIDENTS, T0, TRAIN_HOSTS, flagged_in_one_pass, read_jsonl, write_jsonl
+from tests.helpers import (
+    INCIDENTS,
+    T0,
+    TRAIN_HOSTS,
+    flagged_in_one_pass,
+    read_jsonl,
+    to_events,
+    write_jsonl,
+)
 from tests.integration.conftest import Deployment
 from tests.integration.support import (
     free_port,
@@ -206,10 +217,12 @@ def test_train_reads_a_time_range_of_the_watched_indices(
     index_documents(deployment.client, deployment.logs, training_docs)
     late, _ = batch(6, T0 + 10**9, {"host-001": "audit_log_cleared"})  # outside the range
     index_documents(deployment.client, deployment.logs, late)
+    spill = tmp_path / "spill"
     for name, value in {
         "SIDECAR_CLUSTER_URLS": deployment.settings.cluster_urls[0],
         "SIDECAR_WATCHED_INDICES": f"{deployment.prefix}-logs-*",
         "SIDECAR_TRAIN_EPOCHS": "2",
+        "SIDECAR_TRAINING_SPILL_DIR": str(spill),
     }.items():
         monkeypatch.setenv(name, value)
     end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((T0 + 10**8) / 1000))
@@ -224,6 +237,17 @@ def test_train_reads_a_time_range_of_the_watched_indices(
     artifact = load_artifact(tmp_path, "deeplog")
     assert artifact.vocabulary == deployment.trained.vocabulary  # 1102 was outside the range
     assert artifact.manifest["training"]["events"] == len(training_docs)
+    # Read page by page onto local disk and walked host by host, the range trains the very
+    # model the same events held in memory train; the spilled events are gone afterwards.
+    assert list(spill.iterdir()) == []
+    in_memory = train_model(
+        "deeplog",
+        group_by_host(to_events(training_docs)),
+        model_config("deeplog", Settings(train_epochs=2)),
+        tmp_path / "in-memory",
+        {},
+    )
+    assert artifact.manifest["weights_sha256"] == in_memory.manifest["weights_sha256"]
 
 
 def successful_cycles(port: int, sample: str = 'sidecar_cycles_total{outcome="success"}') -> float:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from sidecar.encoding import windows as windows_module
 from sidecar.encoding.vocabulary import PAD, UNKNOWN, Vocabulary
-from sidecar.encoding.windows import windows_for_streams, windows_with_targets
+from sidecar.encoding.windows import training_pairs, windows_for_streams, windows_with_targets
 from sidecar.types import LogEvent
 
 
@@ -66,3 +68,28 @@ def test_windows_for_many_streams_equal_windows_per_stream() -> None:
     expected = [windows_with_targets(c, s, 4) for c, s in zip(contexts, streams, strict=True)]
     assert np.array_equal(windows, np.concatenate([w for w, _ in expected]))
     assert np.array_equal(targets, np.concatenate([t for _, t in expected]))
+
+
+@pytest.mark.parametrize("merge_rows", [1, 50, 1_000_000])
+def test_training_pairs_gathered_host_by_host_are_the_distinct_pairs_of_all_events(
+    merge_rows: int, monkeypatch: pytest.MonkeyPatch
+):
+    """Pairs are made distinct per sequence and merged as they gather (memory follows the
+    distinct pairs); the result is np.unique over every event's pair, counts summed."""
+    monkeypatch.setattr(windows_module, "MERGE_ROWS", merge_rows)
+    rng = np.random.default_rng(4)
+    sequences = [rng.integers(2, 6, size=n) for n in (0, 1, 7, 40, 300, 300)]
+    keep = [rng.random(len(s)) < 0.8 for s in sequences]
+    every = [
+        np.concatenate([w, t[:, None]], axis=1)[m]
+        for s, m in zip(sequences, keep, strict=True)
+        for w, t in [windows_with_targets(np.empty(0, dtype=np.int64), s, 3)]
+    ]
+    rows, counts = np.unique(np.concatenate(every), axis=0, return_counts=True)
+
+    pairs = training_pairs(sequences, 3, keep)
+
+    assert pairs.windows.tolist() == rows[:, :3].tolist()
+    assert pairs.targets.tolist() == rows[:, 3].tolist()
+    assert pairs.counts.tolist() == counts.tolist()
+    assert int(pairs.counts.sum()) == sum(int(m.sum()) for m in keep)

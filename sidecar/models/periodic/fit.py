@@ -73,46 +73,52 @@ def fit_periodic(
     started = time.perf_counter()
     rule = rule or ChainRule()
     grouping = HostGrouping(config.host_group_pattern)
-    hosts = {
-        host: sorted(stream, key=lambda e: (e.timestamp_ms, e.log_uuid))
-        for host, stream in streams.items()
-        if stream
-    }
-    # Every chain once, then the known periods per fold: what each fold's clocks teach.
-    scored = {
-        host: scored_chains(events, 0, config.window_size, rule, KnownPeriods(), "")
-        for host, events in hosts.items()
-    }
-    folds = {host: holdout_folds(host, len(events)) for host, events in hosts.items()}
+    # Host by host, one host's events in memory at a time (streams may be on disk,
+    # sidecar/files/spill.py): every chain once, then the known periods per fold (what each
+    # fold's clocks teach).
     seen: list[dict[str, dict[str, set[int]]]] = [{} for _ in range(HOLDOUT_SHARE)]
-    keys = {
-        host: [key_label(e.event_id, e.severity) for e in events] for host, events in hosts.items()
-    }
-    for host, (surprise, chains) in scored.items():
+    spans: list[tuple[int, int, int]] = []
+    # Per host: its group, every event's surprise, and for the chained events (surprise > 0)
+    # their positions, folds, key codes and periods, as arrays: a few bytes an event.
+    scored: list[tuple[str, np.ndarray, tuple[np.ndarray, ...]]] = []
+    codes: dict[str, int] = {}
+    for host, stream in streams.items():
+        if not stream:
+            continue
+        events = sorted(stream, key=lambda e: (e.timestamp_ms, e.log_uuid))
+        spans.append((events[0].timestamp_ms, events[-1].timestamp_ms, len(events)))
+        surprise, chains = scored_chains(events, 0, config.window_size, rule, KnownPeriods(), "")
+        folds = holdout_folds(host, len(events))
         group = grouping.group_of(host)
-        for i in np.flatnonzero(surprise > config.known_surprise):
-            chain = chains[i]
-            assert chain is not None
-            steps = seen[folds[host][i]].setdefault(group, {}).setdefault(keys[host][i], set())
-            steps.add(period_step(chain.period_ms))
+        chained = np.flatnonzero(surprise > 0)
+        keys = [key_label(events[i].event_id, events[i].severity) for i in chained.tolist()]
+        periods = [chains[i].period_ms for i in chained.tolist()]  # type: ignore[union-attr]
+        for i, key, period_ms in zip(chained.tolist(), keys, periods, strict=True):
+            if surprise[i] > config.known_surprise:
+                steps = seen[folds[i]].setdefault(group, {}).setdefault(key, set())
+                steps.add(period_step(period_ms))
+        arrays = (
+            chained.astype(np.int32),
+            folds[chained].astype(np.int8),
+            np.fromiter((codes.setdefault(k, len(codes)) for k in keys), np.int32, len(keys)),
+            np.asarray(periods, dtype=np.int64),
+        )
+        scored.append((group, surprise, arrays))
     known = KnownPeriods.of(_union(seen))
     # Cross-fitted: each fold's chains judged with the periods the other four taught.
     apart = [KnownPeriods.of(_union(seen[:k] + seen[k + 1 :])) for k in range(HOLDOUT_SHARE)]
+    names = list(codes)
     held_out = []
-    for host, (surprise, chains) in scored.items():
-        group = grouping.group_of(host)
-        judged = surprise.copy()
-        for i in np.flatnonzero(surprise > 0):
-            chain = chains[i]
-            assert chain is not None
-            if apart[folds[host][i]].knows(group, keys[host][i], chain.period_ms):
-                judged[i] = 0.0
+    for group, judged, (chained, folds, keys, periods) in scored:
+        for i, fold, code, period_ms in zip(
+            chained.tolist(), folds.tolist(), keys.tolist(), periods.tolist(), strict=True
+        ):
+            if apart[fold].knows(group, names[code], period_ms):
+                judged[i] = 0.0  # in place: the surprise is not needed again
         held_out.append(judged)
-    rate = events_per_host_day(
-        [(e[0].timestamp_ms, e[-1].timestamp_ms, len(e)) for e in hosts.values()]
-    )
+    rate = events_per_host_day(spans)
     calibration = fit_calibration(np.concatenate(held_out) if held_out else np.empty(0), rate)
-    events = sum(len(e) for e in hosts.values())
+    events = sum(n for _, _, n in spans)
     summary = TrainingSummary(
         events=events,
         windows=events,

@@ -9,7 +9,7 @@ the links of the events after them: only what is counted and what is scored are 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +23,13 @@ from sidecar.models.calibration import (
 )
 from sidecar.models.fitting import TrainingSummary
 from sidecar.models.sessions.links import links
-from sidecar.models.sessions.model import LinkCounts, SessionsConfig, SessionsNet, worst
+from sidecar.models.sessions.model import (
+    LinkCounts,
+    SessionsConfig,
+    SessionsNet,
+    tally,
+    worst,
+)
 from sidecar.types import LogEvent
 
 __all__ = ["FittedSessions", "fit_sessions"]
@@ -38,38 +44,45 @@ class FittedSessions:
 
 
 def fit_sessions(streams: Mapping[str, list[LogEvent]], config: SessionsConfig) -> FittedSessions:
+    """One walk over the hosts, one host's events in memory at a time (streams may be on
+    disk, sidecar/files/spill.py): each fold's links are counted and every event's links kept
+    as small codes; then every event is scored by the other folds' counts."""
     started = time.perf_counter()
-    hosts = {
-        host: sorted(stream, key=lambda e: (e.timestamp_ms, e.log_uuid))
-        for host, stream in streams.items()
-        if stream
-    }
-    linked = {host: links(events, 0, config.window_size) for host, events in hosts.items()}
-    folds = {host: holdout_folds(host, len(events)) for host, events in hosts.items()}
-    by_fold = [
-        LinkCounts.count(
-            observed
-            for host, found in linked.items()
-            for observed, fold in zip(found, folds[host], strict=True)
-            if fold == k
-        )
-        for k in range(HOLDOUT_SHARE)
-    ]
+    codes = _Codes()
+    pairs: list[dict[tuple[str, str], int]] = [{} for _ in range(HOLDOUT_SHARE)]
+    keys: list[dict[str, int]] = [{} for _ in range(HOLDOUT_SHARE)]
+    spans: list[tuple[int, int, int]] = []
+    hosts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    for host, stream in streams.items():
+        events = sorted(stream, key=lambda e: (e.timestamp_ms, e.log_uuid))
+        if not events:
+            continue
+        spans.append((events[0].timestamp_ms, events[-1].timestamp_ms, len(events)))
+        found = links(events, 0, config.window_size)
+        folds = holdout_folds(host, len(events))
+        for observed, fold in zip(found, folds, strict=True):
+            tally(observed, pairs[fold], keys[fold])
+        hosts.append((folds, *codes.encode(found)))
+    by_fold = [LinkCounts(p, k) for p, k in zip(pairs, keys, strict=True)]
     counts = LinkCounts.merged(by_fold)
     # Cross-fitted: each fold scored by the counts of the others, so the calibration sees
     # every training event as unseen data (the final counts, from all folds, only make
     # familiar orders more familiar: the estimate errs towards quiet).
     apart = [LinkCounts.merged(by_fold[:k] + by_fold[k + 1 :]) for k in range(HOLDOUT_SHARE)]
     held_out = [
-        worst(apart[fold], key, found)
-        for host, observed in linked.items()
-        for (key, found), fold in zip(observed, folds[host], strict=True)
+        np.fromiter(
+            (
+                worst(apart[fold], key, found)
+                for fold, (key, found) in zip(folds.tolist(), codes.decode(k, o, ln), strict=True)
+            ),
+            np.float64,
+            len(folds),
+        )
+        for folds, k, o, ln in hosts
     ]
-    rate = events_per_host_day(
-        [(e[0].timestamp_ms, e[-1].timestamp_ms, len(e)) for e in hosts.values()]
-    )
-    calibration = fit_calibration(np.asarray(held_out, dtype=np.float64), rate)
-    events = sum(len(e) for e in hosts.values())
+    rate = events_per_host_day(spans)
+    calibration = fit_calibration(np.concatenate(held_out) if held_out else np.empty(0), rate)
+    events = sum(n for _, _, n in spans)
     summary = TrainingSummary(
         events=events,
         windows=events,
@@ -81,3 +94,44 @@ def fit_sessions(streams: Mapping[str, list[LogEvent]], config: SessionsConfig) 
         seconds=time.perf_counter() - started,
     )
     return FittedSessions(SessionsNet(), counts, calibration, summary)
+
+
+class _Codes:
+    """Keys as small integers, so every event's links fit in a few bytes between the walk
+    that counts them and the scoring that follows (-1: a link to nothing seen)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+        self._names: list[str] = []
+
+    def _id(self, key: str | None) -> int:
+        if key is None:
+            return -1
+        found = self._ids.get(key)
+        if found is None:
+            found = self._ids[key] = len(self._names)
+            self._names.append(key)
+        return found
+
+    def encode(
+        self, found: list[tuple[str, list[str | None]]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(each event's key, where its links start, all links), as int32 arrays."""
+        keys = np.fromiter((self._id(k) for k, _ in found), np.int32, len(found))
+        lengths = np.fromiter((len(ln) for _, ln in found), np.int32, len(found))
+        offsets = np.zeros(len(found) + 1, np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        linked = np.fromiter(
+            (self._id(x) for _, ln in found for x in ln), np.int32, int(offsets[-1])
+        )
+        return keys, offsets, linked
+
+    def decode(
+        self, keys: np.ndarray, offsets: np.ndarray, linked: np.ndarray
+    ) -> Iterator[tuple[str, list[str | None]]]:
+        names, bounds, links_ = self._names, offsets.tolist(), linked.tolist()
+        for i, key in enumerate(keys.tolist()):
+            yield (
+                names[key],
+                [names[x] if x >= 0 else None for x in links_[bounds[i] : bounds[i + 1]]],
+            )

@@ -77,11 +77,8 @@ class LinkCounts:
     def count(cls, observed: Iterable[tuple[str, list[str | None]]]) -> LinkCounts:
         pairs: dict[tuple[str, str], int] = {}
         keys: dict[str, int] = {}
-        for key, found in observed:
-            keys[key] = keys.get(key, 0) + 1
-            for linked in found:
-                pair = (START if linked is None else linked, key)
-                pairs[pair] = pairs.get(pair, 0) + 1
+        for one in observed:
+            tally(one, pairs, keys)
         return cls(pairs, keys)
 
     @classmethod
@@ -117,6 +114,19 @@ class SessionsNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+
+def tally(
+    observed: tuple[str, list[str | None]],
+    pairs: dict[tuple[str, str], int],
+    keys: dict[str, int],
+) -> None:
+    """Count one event (its key and the links of its identifiers) into `pairs` and `keys`."""
+    key, found = observed
+    keys[key] = keys.get(key, 0) + 1
+    for linked in found:
+        pair = (START if linked is None else linked, key)
+        pairs[pair] = pairs.get(pair, 0) + 1
 
 
 def worst(counts: LinkCounts, key: str, found: list[str | None]) -> float:

@@ -59,23 +59,34 @@ def _ordered(stream: list[LogEvent]) -> tuple[np.ndarray, list[str]]:
 def fit_volume(streams: Mapping[str, list[LogEvent]], config: VolumeConfig) -> FittedVolume:
     started = time.perf_counter()
     grouping = HostGrouping(config.host_group_pattern)
-    ordered = {host: _ordered(stream) for host, stream in streams.items() if stream}
+    # Host by host, one host's events in memory at a time (streams may be on disk,
+    # sidecar/files/spill.py); what stays is each event's time and a small key code.
+    labels: dict[str, int] = {}
+    ordered: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for host, stream in streams.items():
+        if stream:
+            t, keys = _ordered(stream)
+            codes = np.fromiter((labels.setdefault(k, len(labels)) for k in keys), np.int32, len(t))
+            ordered[host] = (t, codes)
+    names = list(labels)
     times = {host: t for host, (t, _) in ordered.items()}
     group_of = {host: grouping.group_of(host) for host in times}
     rhythm: Rhythm = fit_rhythm(times.items(), group_of)
     counts: dict[str, dict[str, int]] = {}
-    for host, (_, keys) in ordered.items():
+    for host, (_, codes) in ordered.items():
         group = counts.setdefault(group_of[host], {})
-        for key in keys:
+        for code in codes.tolist():
+            key = names[code]
             group[key] = group.get(key, 0) + 1
     shares = KeyShares.count(counts)
     held_out, held_out_bursts = [], []
-    for host, (t, keys) in ordered.items():
+    for host, (t, codes) in ordered.items():
         mask = holdout_mask(host, len(t))
         group = group_of[host]
         if mask[1:].any():  # an event ends the silence before it
             held_out.append(silence_surprise(rhythm.rate_of(group), t)[mask[1:]])
         if mask.any():
+            keys = [names[c] for c in codes.tolist()]
             bursts, _ = key_bursts(
                 t.tolist(), keys, 0, config.burst_events, rhythm.rate_of(group), shares.of(group)
             )
