@@ -38,6 +38,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end }}
 - name: SIDECAR_MODEL_DIR
   value: /models
+{{- /* Training spills the events it reads here: /tmp is an emptyDir (the root is read-only). */}}
+- name: SIDECAR_TRAINING_SPILL_DIR
+  value: /tmp/training
 {{- with .Values.auth.existingSecret }}
 {{- if $.Values.auth.apiKeyKey }}
 - name: SIDECAR_API_KEY
