@@ -207,3 +207,67 @@ def test_the_manifest_keeps_the_link_counts(artifact) -> None:
     manifest = {k: v for k, v in artifact.manifest.items() if k != "sessions"}
     with pytest.raises(ModelError, match="no link counts"):
         kind_of("sessions").empty_net(artifact.vocabulary, artifact.config, manifest)
+
+
+def cut_session(host: str, index: int) -> list[LogEvent]:
+    """The end of a session whose logon came before the events given: what a training range
+    or a first read starts with when it cuts through a session."""
+    t = START_MS + index * 24 * HOUR - 10
+    return [
+        event(host, t, "4672", f"{host}-cut-priv", user="ann", lid="0xc0ffee1"),
+        event(host, t + 3, "4688", f"{host}-cut-proc", user="ann", lid="0xc0ffee1"),
+        event(host, t + 6, "4634", f"{host}-cut-off", user="ann", lid="0xc0ffee1"),
+    ]
+
+
+def lone_privilege(host: str, index: int) -> LogEvent:
+    return event(
+        host,
+        START_MS + index * 24 * HOUR + 12 * HOUR,
+        "4672",
+        "lone-priv",
+        user="adm",
+        lid="0x5eed5",
+    )
+
+
+def test_within_a_window_of_a_cut_a_new_identifier_is_not_reported() -> None:
+    events = [
+        *cut_session("h", 1),
+        event("h", START_MS + 24 * HOUR + 20, "4624", "on", user="u", lid="0xaaaa"),
+        event("h", START_MS + 24 * HOUR + 30, "4672", "priv", user="u", lid="0xaaaa"),
+    ]
+    assert links(events, 0, 64, cut=True) == [
+        ("4672/success", []),
+        ("4688/success", ["4672/success"]),
+        ("4634/success", ["4688/success"]),
+        ("4624/success", []),
+        ("4672/success", ["4624/success"]),
+    ]
+    # Past the first window the stream is known: an identifier new there is new.
+    assert links(events, 0, 3, cut=True)[3:] == [
+        ("4624/success", [None]),
+        ("4672/success", ["4624/success"]),
+    ]
+
+
+def test_sessions_cut_by_the_training_range_are_not_learned_as_orders(tmp_path) -> None:
+    # Every host's range opens inside a session: privileges and a logoff with no logon.
+    history = {
+        h: [*cut_session(h, 0), *(e for i in range(3) for e in day(h, i, seed=1))] for h in HOSTS
+    }
+    store = FileModelStore(tmp_path)
+    train_model("sessions", history, SessionsConfig(), store, {}, budget=(0.05, 4))
+    trained = load_artifact(store, "sessions")
+    pairs = {(a, b): n for a, b, n in trained.manifest["sessions"]["links"]["pairs"]}
+    assert (START, "4672/success") not in pairs and (START, "4634/success") not in pairs
+    found = kind_of("sessions").detector(trained, DetectorOptions(alert_budget=0.05))
+    events = sorted(
+        [*day("wks-4", 5, seed=2), lone_privilege("wks-4", 5)],
+        key=lambda e: (e.timestamp_ms, e.log_uuid),
+    )
+    context = tuple(day("wks-4", 4, seed=2)[-64:])
+    flagged = {
+        d.event.log_uuid for d in found.detect([HostSequence("wks-4", context, events)]).detections
+    }
+    assert flagged == {"lone-priv"}

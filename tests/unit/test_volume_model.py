@@ -18,6 +18,7 @@ from sidecar.models.artifacts import load_artifact
 from sidecar.models.calibration import fit_calibration
 from sidecar.models.catalog import DetectorOptions, kind_of
 from sidecar.models.store import FileModelStore
+from sidecar.models.volume.bursts import KeyShares
 from sidecar.models.volume.detector import REASON_BURST, REASON_SILENCE, VolumeDetector
 from sidecar.models.volume.model import VolumeConfig
 from sidecar.models.volume.rhythm import (
@@ -171,6 +172,8 @@ def test_the_manifest_keeps_groups_and_calibration(artifact, tmp_path: Path) -> 
     assert artifact.manifest["volume"]["groups"] == ["web"]
     assert artifact.manifest["volume"]["burst_calibration"]["n"] > 0
     assert artifact.manifest["volume"]["key_counts"] == {"web": {"200/info": 5432}}
+    own = artifact.manifest["volume"]["host_key_counts"]
+    assert sorted(own) == HOSTS and sum(c["200/info"] for c in own.values()) == 5432
     calibration = artifact.manifest["calibration"]
     assert calibration["n"] > 0 and 300 < calibration["events_per_host_day"] < 330
     # What ALERT_BUDGET 0.05 shared by three models flags on the held-out slice, the volume
@@ -260,3 +263,58 @@ def test_a_model_trained_before_bursts_judges_silences_only(artifact) -> None:
     assert isinstance(built, VolumeDetector) and built.burst is None
     events = with_storm("web-4", 5, seed=9, at_hour=11.0)
     assert built.detect([HostSequence("web-4", (), events)]).detections == []
+
+
+def test_a_host_training_saw_is_judged_by_its_own_key_shares_shrunk_to_its_group() -> None:
+    shares = KeyShares.count(
+        {"host": {"200/info": 90, "4768/success": 9}},
+        {"host-1": {"4768/success": 600, "200/info": 36}},
+    )
+    # The group: (9 + 1) / (99 + 1). The host: (600 + 64 * 0.1) / (636 + 64).
+    assert shares.of("host")("4768/success") == pytest.approx(0.1)
+    assert shares.of("host", "host-2")("4768/success") == pytest.approx(0.1)
+    assert shares.of("host", "host-1")("4768/success") == pytest.approx(606.4 / 700)
+    # Never below the group's: a key the host logs less than its group keeps the group's
+    # share, (90 + 1) / 100 and (0 + 1) / 100 here, not 64 * 0.91 / 700 or 64 * 0.01 / 700.
+    assert shares.of("host", "host-1")("200/info") == pytest.approx(0.91)
+    assert shares.of("host", "host-1")("4625/failure") == pytest.approx(0.01)
+    saved = KeyShares.from_json(shares.to_json(), shares.hosts_json())
+    assert saved == shares
+
+
+def mixed_day(host: str, day: int, seed: int, ticket_share: float) -> list[LogEvent]:
+    """A day of a host whose name says nothing of its role: an event every ~2 min from 08:00
+    to 18:00, each a Kerberos ticket (4768) with the given share, else a web request."""
+    rng = random.Random(f"{seed}:{host}:{day}")
+    out = []
+    for e in day_of(host, day, seed):
+        ticket = rng.random() < ticket_share
+        key = ("4768", "success") if ticket else ("200", "info")
+        out.append(LogEvent(host, e.timestamp_ms, e.log_uuid, *key, "ticket or request"))
+    return out
+
+
+def test_a_controllers_ordinary_tickets_are_no_burst_where_names_do_not_tell_roles(
+    tmp_path: Path,
+) -> None:
+    # host-1 and host-2 serve tickets (half their events), host-3..6 never do: one group by
+    # name, "host". Next to the group's share, a controller's ordinary day is a storm.
+    share = {"host-1": 0.5, "host-2": 0.5, "host-3": 0, "host-4": 0, "host-5": 0, "host-6": 0}
+    store = FileModelStore(tmp_path)
+    train = {h: [e for d in range(3) for e in mixed_day(h, d, 1, s)] for h, s in share.items()}
+    train_model("volume", train, VolumeConfig(), store, {}, budget=(0.05, 3))
+    options = DetectorOptions(alert_budget=0.05)
+    found = kind_of("volume").detector(load_artifact(store, "volume"), options)
+    controller = mixed_day("host-1", 5, 2, 0.5)
+    verdicts = found.detect([HostSequence("host-1", (), controller)]).detections
+    assert [d for d in verdicts if d.reason == REASON_BURST] == []
+    # The same tickets crowded into a minute on a host that never serves them are a burst.
+    t0 = MIDNIGHT + 5 * DAY_MS + 11 * HOUR_MS
+    tickets = [
+        LogEvent("host-4", t0 + i * 1_000, f"t-{i}", "4768", "success", "ticket or request")
+        for i in range(60)
+    ]
+    events = sorted([*mixed_day("host-4", 5, 2, 0), *tickets], key=lambda e: e.timestamp_ms)
+    verdicts = found.detect([HostSequence("host-4", (), events)]).detections
+    bursts = {d.event.log_uuid for d in verdicts if d.reason == REASON_BURST}
+    assert bursts and bursts <= {t.log_uuid for t in tickets}

@@ -58,7 +58,8 @@ def fit_sessions(streams: Mapping[str, list[LogEvent]], config: SessionsConfig) 
         if not events:
             continue
         spans.append((events[0].timestamp_ms, events[-1].timestamp_ms, len(events)))
-        found = links(events, 0, config.window_size)
+        # The range starts mid-stream: sessions it cuts are not orders to learn.
+        found = links(events, 0, config.window_size, cut=True)
         folds = holdout_folds(host, len(events))
         for observed, fold in zip(found, folds, strict=True):
             tally(observed, pairs[fold], keys[fold])

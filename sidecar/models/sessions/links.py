@@ -15,6 +15,13 @@ ports, counts and sizes look the same and link unrelated events. Only the first
 CONTEXT_MESSAGE_CHARS of a message are read, so an event read back from a saved tail links as
 it did when first read.
 
+A training range starts mid-way through every host's stream and cuts its sessions: a logoff
+whose logon lies before the range looks like a logoff with no logon. So in training the events
+less than a window from the range's start keep only the links they found; "new identifier" is
+not known there and is left out (counted, the cut sessions of a few hundred hosts teach the
+fleet that privileges without a logon happen). Scoring needs no such rule in `run`: a host's
+first read carries the events before it as its context.
+
 Pure: events in, lists out.
 """
 
@@ -49,9 +56,11 @@ def identifiers(message: str | None) -> list[str]:
 
 
 def links(
-    events: Sequence[LogEvent], first: int, window: int
+    events: Sequence[LogEvent], first: int, window: int, cut: bool = False
 ) -> list[tuple[str, list[str | None]]]:
-    """For events first..n-1: (the event's key, the link of each identifier it carries)."""
+    """For events first..n-1: (the event's key, the link of each identifier it carries).
+    `cut`: the host logged events before events[0] that are not given, so an identifier new
+    within the first `window` events may not be new (no None link is reported there)."""
     latest: dict[str, tuple[int, str]] = {}  # identifier -> (position, key) of its last event
     out: list[tuple[str, list[str | None]]] = []
     for p in range(max(0, first - window), len(events)):
@@ -62,7 +71,10 @@ def links(
             found: list[str | None] = []
             for identifier in ids:
                 seen = latest.get(identifier)
-                found.append(seen[1] if seen is not None and seen[0] >= p - window else None)
+                if seen is not None and seen[0] >= p - window:
+                    found.append(seen[1])
+                elif not (cut and p < window):
+                    found.append(None)
             out.append((key, found))
         for identifier in ids:
             latest[identifier] = (p, key)

@@ -23,14 +23,17 @@ Pure: numpy and lists in, numpy out. Times are epoch milliseconds.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from sidecar.models.volume.rhythm import crowding, expected_events
 
-__all__ = ["KeyShares", "Burst", "key_bursts"]
+__all__ = ["HOST_PRIOR_EVENTS", "KeyShares", "Burst", "key_bursts"]
 
+# A host's own key counts weigh as much against its group's shares as this many events: one
+# burst window's worth, so a host is judged as itself once training saw a few windows of it.
+HOST_PRIOR_EVENTS = 64
 # An event keeps a burst's pace when its own gap is at most this many times the run's recent
 # mean gap (jittered bursts, such as password guessing, vary by about that much).
 _PACE = 3
@@ -38,34 +41,69 @@ _PACE = 3
 
 @dataclass(frozen=True, slots=True)
 class KeyShares:
-    """Each key's share of a host group's events in training, and of the fleet's."""
+    """Each key's share of a host group's events in training, of the fleet's, and of each
+    host's own.
+
+    Host names often say nothing of a host's role (host-017, ip-10-0-3-7), and then one group
+    holds domain controllers and workstations alike: a controller's ordinary run of Kerberos
+    tickets is a storm next to the group's share. So a host training saw is judged by its own
+    shares, shrunk towards its group's by HOST_PRIOR_EVENTS (a host with a few events in
+    training is judged as its group, one with thousands as itself), and never below its
+    group's: the host's own counts excuse the keys it logs more of, they do not make the keys
+    it rarely logs a storm when they come in the group's measure."""
 
     groups: Mapping[str, Mapping[str, int]]
     fleet: Mapping[str, int]
+    hosts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @classmethod
-    def count(cls, groups: Mapping[str, Mapping[str, int]]) -> KeyShares:
+    def count(
+        cls,
+        groups: Mapping[str, Mapping[str, int]],
+        hosts: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> KeyShares:
         fleet: dict[str, int] = {}
         for keys in groups.values():
             for key, n in keys.items():
                 fleet[key] = fleet.get(key, 0) + n
-        return cls({g: dict(k) for g, k in groups.items()}, fleet)
+        own = {h: dict(k) for h, k in (hosts or {}).items()}
+        return cls({g: dict(k) for g, k in groups.items()}, fleet, own)
 
-    def of(self, group: str) -> Callable[[str], float]:
-        """Key -> its share of the group's events (the fleet's for a group training never
-        saw); a key never seen counts as one event, so its share is small but not zero."""
+    def of(self, group: str, host: str | None = None) -> Callable[[str], float]:
+        """Key -> its share of the host's events: the group's (the fleet's for a group
+        training never saw), where a key never seen counts as one event so its share is small
+        but not zero; blended with the host's own counts when training saw the host."""
         counts = self.groups.get(group, self.fleet)
         total = sum(counts.values()) + 1
-        return lambda key: (counts.get(key, 0) + 1) / total
+        own = self.hosts.get(host) if host is not None else None
+        if not own:
+            return lambda key: (counts.get(key, 0) + 1) / total
+        weight = sum(own.values()) + HOST_PRIOR_EVENTS
+
+        def share(key: str) -> float:
+            group = (counts.get(key, 0) + 1) / total
+            # Never below the group's: a host's own counts excuse what it logs more than its
+            # group; a key it rarely logged keeps the group's measure (a storm of it is one).
+            return max(group, (own.get(key, 0) + HOST_PRIOR_EVENTS * group) / weight)
+
+        return share
 
     def to_json(self) -> dict[str, dict[str, int]]:
         return {g: dict(sorted(k.items())) for g, k in sorted(self.groups.items())}
 
+    def hosts_json(self) -> dict[str, dict[str, int]]:
+        return {h: dict(sorted(k.items())) for h, k in sorted(self.hosts.items())}
+
     @classmethod
-    def from_json(cls, data: Mapping[str, Mapping[str, int]]) -> KeyShares:
-        return cls.count(
-            {str(g): {str(k): int(n) for k, n in keys.items()} for g, keys in data.items()}
-        )
+    def from_json(
+        cls,
+        data: Mapping[str, Mapping[str, int]],
+        hosts: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> KeyShares:
+        def parsed(table: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+            return {str(g): {str(k): int(n) for k, n in keys.items()} for g, keys in table.items()}
+
+        return cls.count(parsed(data), parsed(hosts or {}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,7 +94,7 @@ class VolumeDetector(BatchDetector):
             if self.burst is not None:
                 keys = [key_label(e.event_id, e.severity) for e in history]
                 bursts, runs = key_bursts(
-                    times, keys, first, self.burst_events, rate, self.shares.of(group)
+                    times, keys, first, self.burst_events, rate, self.shares.of(group, seq.host)
                 )
                 for i in self._flagged(bursts, self.burst):
                     held = found.get(first + i)
@@ -193,7 +193,8 @@ class VolumeDetector(BatchDetector):
             ParameterValue(
                 name="events_in_burst",
                 source="events of the key in that span; expected: the key's share of the "
-                "group's rhythm over it",
+                "host's events (its group's, as far as training saw little of the host) times "
+                "the group's rhythm over it",
                 observed=float(run.events),
                 expected=round(run.due, 3),
                 deviation=None,

@@ -78,17 +78,32 @@ def fit_volume(streams: Mapping[str, list[LogEvent]], config: VolumeConfig) -> F
         for code in codes.tolist():
             key = names[code]
             group[key] = group.get(key, 0) + 1
-    shares = KeyShares.count(counts)
+
+    def tally(codes: np.ndarray) -> dict[str, int]:
+        return {names[c]: int(n) for c, n in enumerate(np.bincount(codes)) if n}
+
+    masks = {host: holdout_mask(host, len(t)) for host, (t, _) in ordered.items()}
+    shares = KeyShares.count(counts, {host: tally(c) for host, (_, c) in ordered.items()})
+    # The calibration judges the held-out chunks by shares the host's other chunks gave, so a
+    # burst held out is not already half of its host's own share.
+    fitting = KeyShares.count(
+        counts, {host: tally(c[~masks[host]]) for host, (_, c) in ordered.items()}
+    )
     held_out, held_out_bursts = [], []
     for host, (t, codes) in ordered.items():
-        mask = holdout_mask(host, len(t))
+        mask = masks[host]
         group = group_of[host]
         if mask[1:].any():  # an event ends the silence before it
             held_out.append(silence_surprise(rhythm.rate_of(group), t)[mask[1:]])
         if mask.any():
             keys = [names[c] for c in codes.tolist()]
             bursts, _ = key_bursts(
-                t.tolist(), keys, 0, config.burst_events, rhythm.rate_of(group), shares.of(group)
+                t.tolist(),
+                keys,
+                0,
+                config.burst_events,
+                rhythm.rate_of(group),
+                fitting.of(group, host),
             )
             held_out_bursts.append(bursts[mask])
     rate = events_per_host_day([(int(t[0]), int(t[-1]), len(t)) for t in times.values()])

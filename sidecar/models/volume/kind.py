@@ -1,7 +1,8 @@
 """The volume model as a catalog entry: training, rebuilding and detector wiring.
 
-The group names, the groups' key counts, the silences' calibration and the bursts' are JSON in
-the manifest ("volume", "calibration"); the hourly rates are the network's one buffer.
+The group names, the groups' and the hosts' key counts, the silences' calibration and the
+bursts' are JSON in the manifest ("volume", "calibration"); the hourly rates are the network's
+one buffer.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def _fit(
             "groups": fitted.groups,
             "burst_calibration": fitted.burst_calibration.to_json(),
             "key_counts": fitted.shares.to_json(),
+            "host_key_counts": fitted.shares.hosts_json(),
         },
         "calibration": fitted.calibration.to_json(),
         # Silences and bursts split the model's share of the budget (see _detector).
@@ -68,7 +70,13 @@ def _detector(artifact, options: DetectorOptions) -> VolumeDetector:
     # A model trained before bursts were judged has neither: silences only.
     judged = isinstance(saved, dict) and isinstance(counts, dict)
     bursts = Calibration.from_json(saved) if judged else None  # type: ignore[arg-type]
-    shares = KeyShares.from_json(counts) if judged else KeyShares.count({})  # type: ignore[arg-type]
+    # A model trained before hosts had their own shares judges every host by its group's.
+    own = section.get("host_key_counts")
+    shares = (
+        KeyShares.from_json(counts, own if isinstance(own, dict) else None)  # type: ignore[arg-type]
+        if judged
+        else KeyShares.count({})
+    )
     # Silences and bursts have no top-g rule to fall back to: the budget sets their thresholds
     # under either verdict rule, the model's share split between its two verdicts.
     sharing = options.models_sharing * (2 if bursts is not None else 1)
