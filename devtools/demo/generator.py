@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Incident",
     "INCIDENT_KINDS",
     "fleet",
+    "host_stream",
     "normal_documents",
     "documents_with_incidents",
 ]
@@ -333,6 +334,17 @@ def normal_documents(
 ) -> list[dict[str, object]]:
     docs, _ = documents_with_incidents(profiles, start_ms, events_per_host, seed, {}, pace_ms)
     return docs
+
+
+def host_stream(
+    profile: HostProfile, start_ms: int, seed: int, pace_ms: tuple[int, int] = (50, 2_000)
+) -> Iterator[dict[str, object]]:
+    """One host's normal documents without end, workflow after workflow: the stream
+    `normal_documents` cuts at a length (the same documents for the same seed), for a writer
+    that must never replay what training read."""
+    emitter = _Emitter(profile.name, start_ms, random.Random(f"{seed}:{profile.name}"), pace_ms)
+    while True:
+        yield from _normal_run(emitter, profile.role, 1)
 
 
 def documents_with_incidents(

@@ -4,8 +4,9 @@ identifiers that let `sessions` link a workflow's events."""
 from __future__ import annotations
 
 import re
+from itertools import islice
 
-from devtools.demo.generator import fleet, normal_documents
+from devtools.demo.generator import fleet, host_stream, normal_documents
 from devtools.demo.runner import BATCH_EVENTS, HISTORY_EVENTS, demo_data
 
 NOW_MS = 1_780_000_000_000
@@ -82,3 +83,10 @@ def test_a_logons_events_share_its_logon_id():
             assert found.group(1) == last_logon[str(doc["HOSTNAME"])]
             checked += 1
     assert checked >= 10
+
+
+def test_a_hosts_endless_stream_is_the_stream_normal_documents_cuts():
+    for profile in fleet(5):
+        cut = normal_documents([profile], NOW_MS, 300, seed=7)
+        assert list(islice(host_stream(profile, NOW_MS, seed=7), len(cut))) == cut
+        assert len(cut) >= 300
