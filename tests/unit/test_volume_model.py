@@ -318,3 +318,14 @@ def test_a_controllers_ordinary_tickets_are_no_burst_where_names_do_not_tell_rol
     verdicts = found.detect([HostSequence("host-4", (), events)]).detections
     bursts = {d.event.log_uuid for d in verdicts if d.reason == REASON_BURST}
     assert bursts and bursts <= {t.log_uuid for t in tickets}
+
+
+def test_a_model_trained_before_host_shares_judges_every_host_by_its_group(artifact) -> None:
+    section = {k: v for k, v in artifact.manifest["volume"].items() if k != "host_key_counts"}
+    old = dataclasses.replace(artifact, manifest={**artifact.manifest, "volume": section})
+    built = kind_of("volume").detector(old, DetectorOptions(alert_budget=0.05))
+    assert isinstance(built, VolumeDetector) and built.shares.hosts == {}
+    assert built.shares.of("web", "web-4")("200/info") == built.shares.of("web")("200/info")
+    events = with_storm("web-4", 5, seed=9, at_hour=11.0)
+    bursts = built.detect([HostSequence("web-4", (), events)]).detections
+    assert bursts and {d.reason for d in bursts} == {REASON_BURST}
