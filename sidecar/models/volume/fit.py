@@ -72,18 +72,19 @@ def fit_volume(streams: Mapping[str, list[LogEvent]], config: VolumeConfig) -> F
     times = {host: t for host, (t, _) in ordered.items()}
     group_of = {host: grouping.group_of(host) for host in times}
     rhythm: Rhythm = fit_rhythm(times.items(), group_of)
-    counts: dict[str, dict[str, int]] = {}
-    for host, (_, codes) in ordered.items():
-        group = counts.setdefault(group_of[host], {})
-        for code in codes.tolist():
-            key = names[code]
-            group[key] = group.get(key, 0) + 1
 
     def tally(codes: np.ndarray) -> dict[str, int]:
         return {names[c]: int(n) for c, n in enumerate(np.bincount(codes)) if n}
 
+    own = {host: tally(c) for host, (_, c) in ordered.items()}
+    # A group's counts are its hosts' summed.
+    counts: dict[str, dict[str, int]] = {}
+    for host, keys in own.items():
+        group = counts.setdefault(group_of[host], {})
+        for key, n in keys.items():
+            group[key] = group.get(key, 0) + n
     masks = {host: holdout_mask(host, len(t)) for host, (t, _) in ordered.items()}
-    shares = KeyShares.count(counts, {host: tally(c) for host, (_, c) in ordered.items()})
+    shares = KeyShares.count(counts, own)
     # The calibration judges the held-out chunks by shares the host's other chunks gave, so a
     # burst held out is not already half of its host's own share.
     fitting = KeyShares.count(
