@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from sidecar.pipeline.incidents import GRADE_BANDS
 from sidecar.pipeline.quietness import DAY_MS, QuietWindow
@@ -36,6 +36,9 @@ class SidecarMetrics:
         self._quiet = QuietWindow()
         self._over_budget = False
         r = self.registry
+        # process_resident_memory_bytes, process_open_fds, ...: what a days-long run is
+        # watched by (the soak benchmark's flat-memory check, an operator's alert).
+        ProcessCollector(registry=r)
         self.cycles = Counter("sidecar_cycles", "Cycles run, by outcome", ["outcome"], registry=r)
         self.cycle_seconds = Histogram(
             "sidecar_cycle_duration_seconds",
@@ -168,6 +171,11 @@ class SidecarMetrics:
         )
         for outcome in ("sent", "rejected", "failed", "error"):
             self.notifications.labels(outcome)
+        self.memory_released = Counter(
+            "sidecar_memory_released_bytes",
+            "Bytes of freed heap handed back to the system after cycles (glibc only)",
+            registry=r,
+        )
         self.model_info = Gauge(
             "sidecar_model_info", "Loaded models (value 1)", ["model", "version"], registry=r
         )

@@ -9,6 +9,7 @@ import time
 import structlog
 from opensearchpy.exceptions import OpenSearchException
 
+from sidecar.app.memory import MemoryReleaser
 from sidecar.app.output import dumps
 from sidecar.app.retention import RetentionKeeper
 from sidecar.app.retraining import retrain_every
@@ -115,11 +116,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     metrics = SidecarMetrics(alert_budget=settings.alert_budget)
     keep_retention = RetentionKeeper(settings, client, metrics)
+    release_memory = MemoryReleaser()
 
     def cycle(stop: threading.Event) -> bool:
         ok = guarded_cycle(settings, client, models, stop, metrics, health)
         if ok:  # a cluster that just failed a cycle is left alone
             keep_retention()
+        # After every cycle, failed ones too: a cycle's peak (or a model reload) would
+        # otherwise stay with the process for good.
+        metrics.memory_released.inc(release_memory())
         return ok
 
     for name, version in models.versions().items():
