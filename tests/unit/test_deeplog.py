@@ -14,7 +14,7 @@ from sidecar.errors import ModelError
 from sidecar.models.artifacts import load_artifact, save_artifact
 from sidecar.models.fitting import TrainingSummary
 from sidecar.models.nextkey.build import build_detector
-from sidecar.models.nextkey.core import score_next_keys, train_next_key_model
+from sidecar.models.nextkey.core import padded_rows, score_next_keys, train_next_key_model
 from sidecar.models.nextkey.deeplog import DeepLogConfig, DeepLogNet
 from sidecar.models.nextkey.detector import REASON_NOT_IN_TOP_G, REASON_UNSEEN_KEY, NextKeyDetector
 from sidecar.types import HostSequence, LogEvent
@@ -120,6 +120,35 @@ def test_deduplicated_batch_scoring_matches_a_naive_per_window_loop(
             assert batched.rank[i] == rank
             assert batched.anomalous[i] == (rank > 2)
             assert batched.probability[i] == pytest.approx(float(probs[targets[i]]), abs=1e-6)
+
+
+def test_chunks_run_in_a_few_batch_shapes_whatever_the_number_of_windows() -> None:
+    # Powers of two from 64 up to the batch size: 7 shapes for the default 4,096, however
+    # many distinct windows a cycle brings (oneDNN keeps a kernel per shape it has seen).
+    assert [padded_rows(n, 4_096) for n in (0, 1, 64, 65, 100, 1_000, 4_095, 4_096)] == [
+        0, 64, 64, 128, 128, 1_024, 4_096, 4_096,
+    ]  # fmt: skip
+    assert padded_rows(3_000, 3_000) == 3_000  # never past the batch size
+    assert {padded_rows(n, 4_096) for n in range(1, 4_097)} == {64 << i for i in range(7)}
+
+
+def test_padding_a_chunk_leaves_its_windows_verdicts_unchanged(
+    cyclic_detector: NextKeyDetector,
+) -> None:
+    """Scored in chunks of 96 (the last, 20 rows, padded to 64), all at once (padded to 512)
+    or in chunks of 256 (the last padded from 244): the same ranks and verdicts, and
+    probabilities within float noise."""
+    rng = np.random.default_rng(1)
+    windows = rng.integers(2, 8, size=(500, 4))
+    targets = rng.integers(2, 8, size=500)
+    model = cyclic_detector.model
+    chunked = score_next_keys(model, windows, targets, 2, batch_size=96)
+    whole = score_next_keys(model, windows, targets, 2, batch_size=4_096)
+    exact = score_next_keys(model, windows, targets, 2, batch_size=256)
+    for other in (whole, exact):
+        assert np.array_equal(chunked.rank, other.rank)
+        assert np.array_equal(chunked.anomalous, other.anomalous)
+        np.testing.assert_allclose(chunked.probability, other.probability, atol=1e-6)
 
 
 def test_artifacts_reload_to_identical_predictions(tmp_path: Path, cyclic_detector) -> None:

@@ -70,6 +70,20 @@ class NextKeyScores:
         return len(self.rank)
 
 
+# The smallest batch a chunk is padded to (see `padded_rows`).
+MIN_BATCH_ROWS = 64
+
+
+def padded_rows(rows: int, batch_size: int) -> int:
+    """How many rows a chunk of `rows` windows is run as: the next power of two (at least
+    MIN_BATCH_ROWS, at most `batch_size`). On the CPU, torch runs LSTMs through oneDNN, which
+    keeps a compiled kernel for every batch shape it has seen; a service scoring a different
+    number of distinct windows every cycle grew by ~0.4 MiB a cycle for as long as it ran
+    (docs/reliability.md, soak). A handful of shapes keeps that cache, and memory, flat; the
+    padding costs at most the last chunk's size again."""
+    if rows <= 0:
+        return 0
+    return min(batch_size, max(MIN_BATCH_ROWS, 1 << (rows - 1).bit_length()))
 
 
 def score_next_keys(
@@ -104,8 +118,14 @@ def score_next_keys(
     with torch.inference_mode():
         for chunk_no, start in enumerate(range(0, len(unique_windows), batch_size)):
             stop = min(start + batch_size, len(unique_windows))
-            batch = torch.from_numpy(unique_windows[start:stop]).to(device)
-            logits = model(batch).float()
+            rows = stop - start
+            chunk = unique_windows[start:stop]
+            if (padded := padded_rows(rows, batch_size)) > rows:
+                # PAD windows: every row is its own sequence, so the real rows are unchanged.
+                filler = np.full((padded - rows, chunk.shape[1]), PAD, dtype=chunk.dtype)
+                chunk = np.concatenate([chunk, filler])
+            batch = torch.from_numpy(chunk).to(device)
+            logits = model(batch)[:rows].float()
             logits[:, PAD] = float("-inf")
             logits[:, UNKNOWN] = float("-inf")
             probs = torch.softmax(logits, dim=1)
