@@ -4,10 +4,11 @@ flat footprint.
 A cycle allocates and frees hundreds of megabytes of small and mid-sized blocks (events,
 windows, numpy and torch buffers); a model reload frees the old detector's. glibc keeps freed
 blocks in its heaps for reuse and returns a heap's pages only from its top, so one block still
-alive high up holds everything below it. The soak benchmark's service grew in steps of 45-60
-MiB (a large cycle after late documents, a promotion) and never shrank. `malloc_trim(0)` walks
-the heaps and returns every whole free page; measured beside a 600 MiB process scoring 90,000
-events per cycle it released 57-69 MiB each time and took 4-9 ms.
+alive high up holds everything below it: a process scoring 90,000 events a cycle (models
+reloaded between cycles, the old ones freed) grew 623 -> 672 MiB over 8 cycles and never
+shrank. `malloc_trim(0)` walks the heaps and returns every whole free page: there it released
+57-69 MiB each time and took 4-9 ms. (The soak's other growth, one oneDNN kernel per LSTM
+batch shape, is not freed memory; see `padded_rows` in sidecar/models/nextkey/core.py.)
 
 Only glibc has it; elsewhere (musl, macOS) this does nothing and says so once.
 """
