@@ -16,6 +16,7 @@ from sidecar.app.settings import Settings
 from sidecar.app.training_data import cluster_training_streams, mine_training_keys
 from sidecar.app.wiring import (
     active_models,
+    device_for,
     install_sidecar_templates,
     model_config,
     model_store,
@@ -115,6 +116,7 @@ def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from sidecar.app.progress import TrainingProgress
     from sidecar.lifecycle.training import train_model
+    from sidecar.models.fitting import training_device
 
     stats = InputStats()
     progress = TrainingProgress.for_command()
@@ -161,16 +163,17 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     results = []
     store = model_store(settings)
     for name in settings.models:
-        artifact = train_model(
-            name,
-            streams,
-            model_config(name, settings),
-            store,
-            data,
-            on_epoch=progress.epochs(name),
-            host_group_pattern=settings.host_group_pattern or None,
-            budget=(settings.alert_budget, len(settings.models)),
-        )
+        with training_device(device_for(settings)):
+            artifact = train_model(
+                name,
+                streams,
+                model_config(name, settings),
+                store,
+                data,
+                on_epoch=progress.epochs(name),
+                host_group_pattern=settings.host_group_pattern or None,
+                budget=(settings.alert_budget, len(settings.models)),
+            )
         progress.finished()
         results.append(
             {

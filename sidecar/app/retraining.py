@@ -10,7 +10,7 @@ import structlog
 
 from sidecar.app.settings import Settings
 from sidecar.app.training_data import mine_training_keys, read_streams, settled_until
-from sidecar.app.wiring import detector_options, model_config, model_store
+from sidecar.app.wiring import detector_options, device_for, model_config, model_store
 from sidecar.types import InputStats
 
 log = structlog.get_logger("sidecar.app.retraining")
@@ -46,6 +46,7 @@ def retrain_all(
     from sidecar.app.progress import TrainingProgress
     from sidecar.cluster.feedback import confirmed_incidents, unreviewed_incidents
     from sidecar.lifecycle.retraining import retrain
+    from sidecar.models.fitting import training_device
 
     progress = progress or TrainingProgress()
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
@@ -71,21 +72,22 @@ def retrain_all(
     }
     outcomes = []
     for name in settings.models:
-        outcome = retrain(
-            store,
-            name,
-            model_config(name, settings),
-            streams,
-            holdout_from,
-            detector_options(settings),
-            data,
-            confirmed=confirmed,
-            withheld=withheld,
-            tolerance=settings.retrain_fpr_tolerance,
-            recall_tolerance=settings.retrain_recall_tolerance,
-            host_group_pattern=settings.host_group_pattern or None,
-            on_epoch=progress.epochs(name),
-        )
+        with training_device(device_for(settings)):
+            outcome = retrain(
+                store,
+                name,
+                model_config(name, settings),
+                streams,
+                holdout_from,
+                detector_options(settings),
+                data,
+                confirmed=confirmed,
+                withheld=withheld,
+                tolerance=settings.retrain_fpr_tolerance,
+                recall_tolerance=settings.retrain_recall_tolerance,
+                host_group_pattern=settings.host_group_pattern or None,
+                on_epoch=progress.epochs(name),
+            )
         progress.finished()
         outcomes.append(outcome.to_json())
     return outcomes

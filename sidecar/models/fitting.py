@@ -13,6 +13,10 @@ once the loss on them has not improved by more than `min_relative_improvement` o
 `patience` epochs; the weights of the best held-out epoch are kept. The held-out occurrences
 come from the data the caller fits on, so they never overlap a calibration slice or a
 retraining gate's evaluation set.
+
+Training runs on the device `training_device` names (SIDECAR_DEVICE: a GPU when one is
+present), the index draws stay on the CPU's seeded generator, and the network comes back to the
+CPU when it is done, so what is saved does not depend on where it was trained.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,7 +34,9 @@ import torch
 from torch import nn
 
 __all__ = [
+    "current_training_device",
     "one_thread",
+    "training_device",
     "EPOCH_SAMPLES",
     "EpochProgress",
     "FitSchedule",
@@ -48,6 +55,26 @@ HELD_OUT_SHARE = 0.1
 HELD_OUT_SAMPLE = 16_384
 # Below this many held-out occurrences the estimate is too coarse: stop on the training loss.
 MIN_HELD_OUT = 256
+
+
+_CPU = torch.device("cpu")
+_DEVICE: ContextVar[torch.device] = ContextVar("training_device", default=_CPU)
+
+
+@contextmanager
+def training_device(device: torch.device) -> Iterator[None]:
+    """Networks trained inside run on `device`; the commands that train set it from
+    SIDECAR_DEVICE, as scoring does."""
+    token = _DEVICE.set(device)
+    try:
+        yield
+    finally:
+        _DEVICE.reset(token)
+
+
+def current_training_device() -> torch.device:
+    """Where the caller of `fit_weighted` keeps the tensors its `item_loss` indexes."""
+    return _DEVICE.get()
 
 
 @dataclass(slots=True)
@@ -140,7 +167,7 @@ def _mean_loss(
     with torch.no_grad():
         for start in range(0, len(items), 8_192):
             part = slice(start, start + 8_192)
-            total += float((item_loss(items[part]).double() * weights[part]).sum())
+            total += float((item_loss(items[part]).double().cpu() * weights[part]).sum())
     return total / float(weights.sum())
 
 
@@ -168,8 +195,9 @@ def _epoch(
     for start in range(0, len(order), schedule.batch_size):
         batch = order[start : start + schedule.batch_size]
         if sweep:
-            w = fit[batch].float()
-            loss = (item_loss(batch) * w).sum() / w.sum()
+            losses = item_loss(batch)
+            w = fit[batch].float().to(losses.device)
+            loss = (losses * w).sum() / w.sum()
             weight = float(w.sum())
         else:
             loss = item_loss(batch).mean()
@@ -190,12 +218,21 @@ def fit_weighted(
     on_epoch: EpochHook | None = None,
 ) -> None:
     """Train `net` in place; `item_loss(indices)` is the loss of each item in a batch, and
-    `weights[i]` the number of times item i occurred. Deterministic for a given seed; records
-    the losses per epoch in `summary`, and leaves `net` in eval mode with the weights of its
-    best held-out epoch."""
+    `weights[i]` the number of times item i occurred. Deterministic for a given seed (on one
+    device); records the losses per epoch in `summary`, and leaves `net` on the CPU in eval
+    mode with the weights of its best held-out epoch.
+
+    `net` trains on `current_training_device()`, and `item_loss` gets its indices there: the
+    tensors it indexes must live there too."""
     started = time.perf_counter()
     torch.manual_seed(schedule.seed)
     generator = torch.Generator().manual_seed(schedule.seed)
+    device = current_training_device()
+    net.to(device)
+
+    def on_device(indices: torch.Tensor) -> torch.Tensor:
+        return item_loss(indices.to(device))
+
     fit, held = _split_occurrences(weights, generator)
     held_items = _held_out_items(held, generator) if held is not None else None
     fit = fit.to(torch.float64)
@@ -211,7 +248,7 @@ def fit_weighted(
     for epoch in range(1, schedule.epochs + 1):
         net.train()
         summary.losses.append(
-            _epoch(item_loss, fit, sweep, per_epoch, optimiser, schedule, generator)
+            _epoch(on_device, fit, sweep, per_epoch, optimiser, schedule, generator)
         )
         summary.epochs_run = epoch
         net.eval()
@@ -222,7 +259,7 @@ def fit_weighted(
             since_judged = 0
             judged = summary.losses[-1]
             if held_items is not None:
-                judged = _mean_loss(item_loss, *held_items)
+                judged = _mean_loss(on_device, *held_items)
                 summary.held_out_losses.append(judged)
             if judged < best_loss:
                 best_loss, summary.best_epoch = judged, epoch
@@ -248,6 +285,7 @@ def fit_weighted(
             break
     if best_state is not None:
         net.load_state_dict(best_state)
+    net.to(_CPU)
     net.eval()
 
 

@@ -28,7 +28,13 @@ from sidecar.models.content.forest import fit_forest, forest_scores
 from sidecar.models.content.model import ContentConfig, ContentNet
 from sidecar.models.content.rows import Rows, rows_of
 from sidecar.models.content.stats import TemplateStats, fit_stats
-from sidecar.models.fitting import EpochHook, TrainingSummary, fit_weighted, one_thread
+from sidecar.models.fitting import (
+    EpochHook,
+    TrainingSummary,
+    current_training_device,
+    fit_weighted,
+    one_thread,
+)
 from sidecar.types import LogEvent
 
 __all__ = [
@@ -155,7 +161,7 @@ def train_autoencoder(
     summary: TrainingSummary,
     on_epoch: EpochHook | None,
 ) -> None:
-    x = torch.from_numpy(normalised).float()
+    x = torch.from_numpy(normalised).float().to(current_training_device())
     with one_thread():
         fit_weighted(
             net.autoencoder,

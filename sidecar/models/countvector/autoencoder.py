@@ -24,7 +24,13 @@ import torch
 from torch import nn
 
 from sidecar.models.countvector.vectors import CountConfig, CountVectors, weighted_quantile
-from sidecar.models.fitting import EpochHook, TrainingSummary, fit_weighted, one_thread
+from sidecar.models.fitting import (
+    EpochHook,
+    TrainingSummary,
+    current_training_device,
+    fit_weighted,
+    one_thread,
+)
 
 __all__ = ["AutoencoderConfig", "CountAutoencoder", "train_autoencoder"]
 
@@ -105,11 +111,12 @@ def _train(
     with torch.no_grad():
         net.scale.copy_(torch.from_numpy(np.maximum(data.vectors.max(axis=0), 1.0)))
     vectors = torch.from_numpy(data.vectors).float()
+    on_device = vectors.to(current_training_device())
     summary = TrainingSummary(windows=data.total, distinct_windows=len(data.counts))
     fit_weighted(
         net,
         torch.from_numpy(data.counts).float(),
-        lambda idx: net(vectors[idx]).float().square().sum(dim=1),
+        lambda idx: net(on_device[idx]).float().square().sum(dim=1),
         config,
         summary,
         on_epoch,

@@ -21,7 +21,12 @@ from sidecar.encoding.windows import (
     distinct_rows,
 )
 from sidecar.models.base import JsonConfig
-from sidecar.models.fitting import EpochHook, TrainingSummary, fit_weighted
+from sidecar.models.fitting import (
+    EpochHook,
+    TrainingSummary,
+    current_training_device,
+    fit_weighted,
+)
 
 __all__ = [
     "count_bursts",
@@ -163,8 +168,9 @@ def train_next_key_model(
 ) -> TrainingSummary:
     """Weighted cross-entropy over distinct pairs with Adam; deterministic for a given seed."""
     started = time.perf_counter()
-    windows = torch.from_numpy(pairs.windows)
-    targets = torch.from_numpy(pairs.targets)
+    device = current_training_device()
+    windows = torch.from_numpy(pairs.windows).to(device)
+    targets = torch.from_numpy(pairs.targets).to(device)
     loss_fn = nn.CrossEntropyLoss(reduction="none")
     summary = TrainingSummary(windows=pairs.total, distinct_windows=len(pairs.targets))
     fit_weighted(
