@@ -57,6 +57,9 @@ RESULTS = ROOT / "benchmarks" / "results" / "fleet.json"
 # The checkout whose `python -m sidecar` is measured: this one unless --sidecar-root names
 # another (e.g. a worktree of an older commit, for a "before" figure).
 PRODUCT = {"root": ROOT}
+# How `train` is launched: the product's command, or (`--training-rule sweep`, the "before"
+# figures of issue 16) the same command with the training loop the product had before it.
+TRAIN_LAUNCHER = {"product": ["-m", "sidecar"], "sweep": ["-m", "benchmarks.sweep_training"]}
 PROXY_GAP_MS = 10 * MINUTE
 SPAN_KINDS = ("host_quiet", "beacon")  # found by time overlap too, not only by log_uuid
 TARGETS = {
@@ -92,10 +95,12 @@ def _env(models: list[str] | None) -> dict[str, str]:
     return env
 
 
-def _sidecar(args: list[str], models: list[str] | None, log_path: Path) -> tuple[str, float, float]:
+def _sidecar(
+    args: list[str], models: list[str] | None, log_path: Path, launcher: str = "product"
+) -> tuple[str, float, float]:
     """Runs `python -m sidecar ARGS`; returns (stdout, seconds, peak RSS in MiB). stderr goes
     to log_path, stdout to a file beside it (a pipe nobody reads while it runs could fill)."""
-    command = [sys.executable, "-m", "sidecar", *args]
+    command = [sys.executable, *TRAIN_LAUNCHER[launcher], *args]
     out_path = log_path.with_suffix(".out")
     started = time.perf_counter()
     with log_path.open("wb") as log, out_path.open("wb") as out:
@@ -151,13 +156,19 @@ class Trained:
 
 
 def train(
-    model: str, data: FleetData, model_dir: Path, work: Path, epochs: int | None = None
+    model: str,
+    data: FleetData,
+    model_dir: Path,
+    work: Path,
+    epochs: int | None = None,
+    rule: str = "product",
 ) -> Trained:
     extra = ["--epochs", str(epochs)] if epochs is not None else []
     stdout, seconds, rss = _sidecar(
         ["train", "--from-file", str(data.train_path), "--model-dir", str(model_dir), *extra],
         [model],
         work / f"train-{model}.log",
+        rule,
     )
     trained = Trained(model, seconds, peak_rss_mib=round(rss, 1))
     try:
@@ -583,6 +594,13 @@ def main(argv: list[str] | None = None) -> int:
         help="passed to `sidecar train --epochs` (default: the product's own, SIDECAR_TRAIN_EPOCHS)",
     )
     parser.add_argument(
+        "--training-rule",
+        choices=sorted(TRAIN_LAUNCHER),
+        default="product",
+        help="product: train as shipped; sweep: the loop before issue 16 (every distinct window "
+        "each epoch, stop on the training loss, patience 10), for labelled before figures",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="with --keep DIR of an earlier run of the same data: score the models already "
@@ -647,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"reusing {model} {manifest.get('version')} from {model_dir} (not trained)")
                 continue
             say(f"training {model} ...")
-            trained[model] = train(model, data, model_dir, work, args.epochs)
+            trained[model] = train(model, data, model_dir, work, args.epochs, args.training_rule)
             t = trained[model]
             say(
                 f"  {model}: {t.seconds:.0f} s in all, {t.fit_seconds} s training loop, "
@@ -679,6 +697,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
             "incidents": source,
             "train_epochs_option": args.epochs,
+            "training_rule": args.training_rule,
             "reused_models": bool(args.reuse),
             "seconds_total": None,
         }
