@@ -162,8 +162,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     results = []
     store = model_store(settings)
-    for name in settings.models:
-        with training_device(device_for(settings)):
+    with training_device(device_for(settings)):
+        for name in settings.models:
             artifact = train_model(
                 name,
                 streams,
@@ -174,16 +174,16 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
                 host_group_pattern=settings.host_group_pattern or None,
                 budget=(settings.alert_budget, len(settings.models)),
             )
-        progress.finished()
-        results.append(
-            {
-                "model": artifact.name,
-                "version": artifact.version,
-                "store": str(store),
-                "keys": artifact.vocabulary.known,
-                "training": artifact.manifest["training"],
-            }
-        )
+            progress.finished()
+            results.append(
+                {
+                    "model": artifact.name,
+                    "version": artifact.version,
+                    "store": str(store),
+                    "keys": artifact.vocabulary.known,
+                    "training": artifact.manifest["training"],
+                }
+            )
     print(dumps(results[0] if len(results) == 1 else results))
     return 0
 

@@ -71,8 +71,8 @@ def retrain_all(
         "schedule": "retrain",
     }
     outcomes = []
-    for name in settings.models:
-        with training_device(device_for(settings)):
+    with training_device(device_for(settings)):
+        for name in settings.models:
             outcome = retrain(
                 store,
                 name,
@@ -88,8 +88,8 @@ def retrain_all(
                 host_group_pattern=settings.host_group_pattern or None,
                 on_epoch=progress.epochs(name),
             )
-        progress.finished()
-        outcomes.append(outcome.to_json())
+            progress.finished()
+            outcomes.append(outcome.to_json())
     return outcomes
 
 

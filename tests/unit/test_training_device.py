@@ -4,8 +4,6 @@ saved after GPU training is the same kind of file as any other."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import torch
@@ -20,18 +18,9 @@ from sidecar.models.fitting import (
 )
 from sidecar.models.nextkey.core import score_next_keys, train_next_key_model
 from sidecar.models.nextkey.deeplog import DeepLogConfig, DeepLogNet
+from tests.unit.test_training_speed import Schedule
 
 META = torch.device("meta")
-
-
-@dataclass(frozen=True)
-class Schedule:
-    seed: int = 3
-    learning_rate: float = 0.05
-    epochs: int = 5
-    batch_size: int = 8
-    patience: int = 3
-    min_relative_improvement: float = 0.01
 
 
 class Seen(Exception):
